@@ -1,0 +1,289 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using KvmSharp.Native;
+
+namespace KvmSharp.Memory;
+
+/// <summary>
+/// Guest-physical RAM: a few page-aligned regions of anonymous host memory. The only owner of raw guest
+/// pointers; every access is bounds-checked with overflow-safe arithmetic, so a guest-controlled address
+/// can never reach host memory outside a region.
+/// </summary>
+public sealed class GuestMemory : IDisposable
+{
+    public const ulong PageSize = 4096;
+
+    private readonly GuestMemoryRegion[] _regions;
+    private bool _disposed;
+
+    private GuestMemory(GuestMemoryRegion[] regions)
+    {
+        _regions = regions;
+        ulong total = 0;
+        foreach (var r in regions)
+        {
+            total += r.Size;
+        }
+
+        TotalSize = total;
+    }
+
+    /// <summary>Regions in ascending guest-physical order.</summary>
+    public IReadOnlyList<GuestMemoryRegion> Regions => _regions;
+
+    public ulong TotalSize { get; }
+
+    /// <summary>One region of <paramref name="size"/> bytes at guest-physical 0.</summary>
+    public static GuestMemory Create(ulong size) => Create([new MemoryRange(0, size)]);
+
+    /// <summary>Creates zero-filled RAM for each range; ranges must be page-aligned and must not overlap.</summary>
+    public static GuestMemory Create(IReadOnlyList<MemoryRange> ranges)
+    {
+        ArgumentNullException.ThrowIfNull(ranges);
+        if (ranges.Count == 0)
+        {
+            throw new GuestMemoryException("Guest memory needs at least one region.");
+        }
+
+        var sorted = new List<MemoryRange>(ranges);
+        sorted.Sort(static (a, b) => a.Start.CompareTo(b.Start));
+        for (int i = 0; i < sorted.Count; i++)
+        {
+            var r = sorted[i];
+            if (r.Size == 0 || r.Start % PageSize != 0 || r.Size % PageSize != 0)
+            {
+                throw new GuestMemoryException($"Guest memory region 0x{r.Start:x}+0x{r.Size:x} must be non-empty and 4 KiB aligned.");
+            }
+
+            if (r.Start + r.Size < r.Start)
+            {
+                throw new GuestMemoryException($"Guest memory region 0x{r.Start:x}+0x{r.Size:x} wraps around the address space.");
+            }
+
+            if (i > 0 && sorted[i - 1].Start + sorted[i - 1].Size > r.Start)
+            {
+                throw new GuestMemoryException($"Guest memory regions at 0x{sorted[i - 1].Start:x} and 0x{r.Start:x} overlap.");
+            }
+        }
+
+        var regions = new GuestMemoryRegion[sorted.Count];
+        try
+        {
+            for (int i = 0; i < sorted.Count; i++)
+            {
+                var mapping = MemoryMapping.Anonymous(sorted[i].Size);
+                // Guest RAM must not be shared with a forked child (e.g. a helper process).
+                mapping.Advise(MemoryAdvice.DontFork);
+                regions[i] = new GuestMemoryRegion(sorted[i].Start, mapping);
+            }
+        }
+        catch
+        {
+            foreach (var r in regions)
+            {
+                r?.Mapping.Dispose();
+            }
+
+            throw;
+        }
+
+        return new GuestMemory(regions);
+    }
+
+    /// <summary>The region holding <paramref name="address"/>, or null.</summary>
+    public GuestMemoryRegion? FindRegion(ulong address)
+    {
+        foreach (var r in _regions)
+        {
+            if (r.Contains(address))
+            {
+                return r;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>True when [address, address+length) lies inside one region.</summary>
+    public bool IsValidRange(ulong address, ulong length) => TryGetHostAddress(address, length, out _);
+
+    /// <summary>Host address of [address, address+length) when it lies inside one region (zero-copy I/O).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryGetHostAddress(ulong address, ulong length, out nint host)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var regions = _regions;
+        for (int i = 0; i < regions.Length; i++)
+        {
+            var r = regions[i];
+            ulong offset = address - r.GuestPhysicalAddress;
+            // offset < Size and length <= Size - offset: no overflow possible in either compare.
+            if (offset < r.Size && length <= r.Size - offset)
+            {
+                host = r.HostAddress + (nint)offset;
+                return true;
+            }
+        }
+
+        host = 0;
+        return false;
+    }
+
+    /// <summary>A span over guest RAM for [address, address+length) when it lies inside one region.</summary>
+    public unsafe bool TryGetSpan(ulong address, int length, out Span<byte> span)
+    {
+        if (length >= 0 && TryGetHostAddress(address, (ulong)length, out nint host))
+        {
+            // SAFETY: TryGetHostAddress proved [host, host+length) is inside a live region mapping.
+            span = new Span<byte>((void*)host, length);
+            return true;
+        }
+
+        span = default;
+        return false;
+    }
+
+    /// <summary>Copies guest RAM into <paramref name="destination"/>; false (and nothing copied) if any byte is outside RAM.</summary>
+    public unsafe bool TryRead(ulong address, Span<byte> destination)
+    {
+        if (TryGetHostAddress(address, (ulong)destination.Length, out nint host))
+        {
+            // SAFETY: the range was proven to lie inside one region.
+            new ReadOnlySpan<byte>((void*)host, destination.Length).CopyTo(destination);
+            return true;
+        }
+
+        return TryCopySplit(address, destination, default, write: false);
+    }
+
+    /// <summary>Copies <paramref name="source"/> into guest RAM; false (and nothing written) if any byte is outside RAM.</summary>
+    public unsafe bool TryWrite(ulong address, ReadOnlySpan<byte> source)
+    {
+        if (TryGetHostAddress(address, (ulong)source.Length, out nint host))
+        {
+            // SAFETY: the range was proven to lie inside one region.
+            source.CopyTo(new Span<byte>((void*)host, source.Length));
+            return true;
+        }
+
+        return TryCopySplit(address, default, source, write: true);
+    }
+
+    /// <summary>Host-side read (loaders, tests): throws <see cref="GuestMemoryException"/> outside RAM.</summary>
+    public void Read(ulong address, Span<byte> destination)
+    {
+        if (!TryRead(address, destination))
+        {
+            throw new GuestMemoryException(address, (ulong)destination.Length);
+        }
+    }
+
+    /// <summary>Host-side write (loaders, tests): throws <see cref="GuestMemoryException"/> outside RAM.</summary>
+    public void Write(ulong address, ReadOnlySpan<byte> source)
+    {
+        if (!TryWrite(address, source))
+        {
+            throw new GuestMemoryException(address, (ulong)source.Length);
+        }
+    }
+
+    public T Read<T>(ulong address)
+        where T : unmanaged
+    {
+        T value = default;
+        Read(address, MemoryMarshal.AsBytes(new Span<T>(ref value)));
+        return value;
+    }
+
+    public void Write<T>(ulong address, T value)
+        where T : unmanaged
+        => Write(address, MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
+
+    /// <summary>Fills [address, address+length) with <paramref name="value"/>.</summary>
+    public void Fill(ulong address, ulong length, byte value)
+    {
+        if (!TryGetHostAddress(address, length, out _))
+        {
+            throw new GuestMemoryException(address, length);
+        }
+
+        ulong done = 0;
+        while (done < length)
+        {
+            int chunk = (int)Math.Min(length - done, int.MaxValue);
+            TryGetSpan(address + done, chunk, out var span);
+            span.Fill(value);
+            done += (ulong)chunk;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (var r in _regions)
+        {
+            r.Mapping.Dispose();
+        }
+    }
+
+    /// <summary>A copy that spans adjacent regions with no gap between them; all-or-nothing.</summary>
+    private unsafe bool TryCopySplit(ulong address, Span<byte> destination, ReadOnlySpan<byte> source, bool write)
+    {
+        int length = write ? source.Length : destination.Length;
+        if (length == 0)
+        {
+            return FindRegion(address) is not null;
+        }
+
+        // First prove every byte is backed, then copy: nothing is half-done on failure.
+        ulong cursor = address;
+        ulong remaining = (ulong)length;
+        while (remaining > 0)
+        {
+            var r = FindRegion(cursor);
+            if (r is null)
+            {
+                return false;
+            }
+
+            ulong chunk = Math.Min(remaining, r.End - cursor);
+            cursor += chunk;
+            remaining -= chunk;
+        }
+
+        cursor = address;
+        int done = 0;
+        while (done < length)
+        {
+            var r = FindRegion(cursor)!;
+            int chunk = (int)Math.Min((ulong)(length - done), r.End - cursor);
+            nint host = r.HostAddress + (nint)(cursor - r.GuestPhysicalAddress);
+            // SAFETY: [cursor, cursor+chunk) lies inside region r, proven by the loop above.
+            var guest = new Span<byte>((void*)host, chunk);
+            if (write)
+            {
+                source.Slice(done, chunk).CopyTo(guest);
+            }
+            else
+            {
+                guest.CopyTo(destination.Slice(done, chunk));
+            }
+
+            cursor += (ulong)chunk;
+            done += chunk;
+        }
+
+        return true;
+    }
+}
+
+/// <summary>A guest-physical range.</summary>
+public readonly record struct MemoryRange(ulong Start, ulong Size)
+{
+    public ulong End => Start + Size;
+}

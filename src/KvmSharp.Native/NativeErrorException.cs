@@ -1,0 +1,79 @@
+using System.Runtime.InteropServices;
+
+namespace KvmSharp.Native;
+
+/// <summary>A libc call failed; carries the call and errno.</summary>
+public class NativeErrorException : IOException
+{
+    public NativeErrorException(string operation, int errno)
+        : base($"{operation} failed: {KvmSharp.Native.Errno.Describe(errno)}")
+    {
+        Operation = operation;
+        Errno = errno;
+        HResult = errno;
+    }
+
+    public NativeErrorException(string operation, int errno, string message)
+        : base(message)
+    {
+        Operation = operation;
+        Errno = errno;
+        HResult = errno;
+    }
+
+    public string Operation { get; }
+
+    public int Errno { get; }
+}
+
+/// <summary>errno names and text, for messages people can act on.</summary>
+public static class Errno
+{
+    public const int EINTR = Interop.Libc.EINTR;
+    public const int EAGAIN = Interop.Libc.EAGAIN;
+    public const int ENOENT = Interop.Libc.ENOENT;
+    public const int EACCES = Interop.Libc.EACCES;
+    public const int EPERM = Interop.Libc.EPERM;
+    public const int EBUSY = Interop.Libc.EBUSY;
+    public const int EEXIST = Interop.Libc.EEXIST;
+    public const int EINVAL = Interop.Libc.EINVAL;
+    public const int ENXIO = Interop.Libc.ENXIO;
+    public const int ENODEV = Interop.Libc.ENODEV;
+    public const int ENOTTY = Interop.Libc.ENOTTY;
+    public const int ENOMEM = Interop.Libc.ENOMEM;
+    public const int EFAULT = Interop.Libc.EFAULT;
+    public const int E2BIG = Interop.Libc.E2BIG;
+    public const int ENOSPC = Interop.Libc.ENOSPC;
+    public const int EOPNOTSUPP = Interop.Libc.EOPNOTSUPP;
+
+    /// <summary>The errno left by the last libc call on this thread (call right after it).</summary>
+    public static int Last => Marshal.GetLastPInvokeError();
+
+    public static string Name(int errno) => errno switch
+    {
+        EPERM => "EPERM",
+        ENOENT => "ENOENT",
+        EINTR => "EINTR",
+        ENXIO => "ENXIO",
+        E2BIG => "E2BIG",
+        EAGAIN => "EAGAIN",
+        ENOMEM => "ENOMEM",
+        EACCES => "EACCES",
+        EFAULT => "EFAULT",
+        EBUSY => "EBUSY",
+        EEXIST => "EEXIST",
+        ENODEV => "ENODEV",
+        EINVAL => "EINVAL",
+        ENOTTY => "ENOTTY",
+        ENOSPC => "ENOSPC",
+        EOPNOTSUPP => "EOPNOTSUPP",
+        _ => "errno " + errno.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>"Permission denied (EACCES)".</summary>
+    public static string Describe(int errno)
+    {
+        var text = Marshal.PtrToStringUTF8(Interop.Libc.StrError(errno)) ?? "Unknown error";
+        return $"{text} ({Name(errno)})";
+    }
+}
