@@ -4,6 +4,7 @@ namespace KvmSharp.Native;
 /// Interrupts a thread blocked in a system call (KVM_RUN) by sending it SIGUSR1. The handler is a single
 /// <c>ret</c> instruction in an executable page: it does nothing, but its existence makes the signal
 /// interrupt the call with EINTR instead of killing the process, and no managed code runs in signal context.
+/// SA_RESTART keeps the thread's other system calls transparent to a kick; KVM_RUN still returns EINTR.
 /// </summary>
 public static class ThreadKicker
 {
@@ -24,7 +25,7 @@ public static class ThreadKicker
 
             ReadOnlySpan<byte> ret = [0xC3];
             var page = MemoryMapping.Executable(ret);
-            var action = new Interop.Libc.sigaction_t { sa_handler = page.Address, sa_flags = 0 };
+            var action = new Interop.Libc.sigaction_t { sa_handler = page.Address, sa_flags = Interop.Libc.SA_RESTART };
             Interop.Libc.sigaction_t old;
             // SAFETY: both structs are stack locals of glibc's layout; the handler page stays mapped for the process's life.
             if (Interop.Libc.SigAction(Signal, &action, &old) != 0)

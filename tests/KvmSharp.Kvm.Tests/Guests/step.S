@@ -1,0 +1,5 @@
+.code64
+    nop
+    inc %eax
+    add $3, %eax
+    hlt
