@@ -119,7 +119,10 @@ public unsafe struct X86SystemRegisters
     public const ulong EferNxe = 1UL << 11;
 }
 
-/// <summary>x87/SSE state (the layout of kvm_fpu, 416 bytes).</summary>
+/// <summary>
+/// x87/SSE state (the layout of kvm_fpu, 416 bytes). KVM's KVM_GET_FPU/KVM_SET_FPU copy the x87 and XMM
+/// fields but not <see cref="Mxcsr"/>; save and restore MXCSR through the XSAVE area on that backend.
+/// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct FpuState
 {

@@ -30,7 +30,14 @@ public sealed unsafe class KvmSystem : IDisposable
         var system = OpenUnchecked(path);
         try
         {
-            int version = system.ApiVersion;
+            int version = Ioctl.TryInvoke(system._fd, KvmIoctls.KVM_GET_API_VERSION, 0);
+            if (version < 0)
+            {
+                throw new KvmUnavailableException(
+                    KvmUnavailableReason.DeviceError,
+                    $"'{path}' is not a KVM device (KVM_GET_API_VERSION failed: {Errno.Describe(-version)}). Pass the path of the KVM device node, normally /dev/kvm.");
+            }
+
             if (version != KvmConstants.KVM_API_VERSION)
             {
                 throw new KvmUnavailableException(

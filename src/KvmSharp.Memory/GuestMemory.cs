@@ -199,21 +199,30 @@ public sealed class GuestMemory : IDisposable
         where T : unmanaged
         => Write(address, MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
 
-    /// <summary>Fills [address, address+length) with <paramref name="value"/>.</summary>
+    /// <summary>Fills [address, address+length) with <paramref name="value"/>; may span adjacent regions.</summary>
     public void Fill(ulong address, ulong length, byte value)
     {
-        if (!TryGetHostAddress(address, length, out _))
+        // Prove every byte is backed first, as the copies do, so a failed fill writes nothing.
+        ulong cursor = address;
+        ulong remaining = length;
+        while (remaining > 0)
         {
-            throw new GuestMemoryException(address, length);
+            var r = FindRegion(cursor) ?? throw new GuestMemoryException(address, length);
+            ulong chunk = Math.Min(remaining, r.End - cursor);
+            cursor += chunk;
+            remaining -= chunk;
         }
 
-        ulong done = 0;
-        while (done < length)
+        cursor = address;
+        remaining = length;
+        while (remaining > 0)
         {
-            int chunk = (int)Math.Min(length - done, int.MaxValue);
-            TryGetSpan(address + done, chunk, out var span);
+            var r = FindRegion(cursor)!;
+            int chunk = (int)Math.Min(Math.Min(remaining, r.End - cursor), int.MaxValue);
+            TryGetSpan(cursor, chunk, out var span);
             span.Fill(value);
-            done += (ulong)chunk;
+            cursor += (ulong)chunk;
+            remaining -= (ulong)chunk;
         }
     }
 
