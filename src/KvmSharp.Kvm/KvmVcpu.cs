@@ -21,10 +21,12 @@ public sealed unsafe class KvmVcpu : IVcpu
     private readonly ulong _runSize;
     private readonly ExitStatistics _statistics = new();
 
-    // Written by Kick from any thread, consumed by the vCPU thread.
+    // Written by Kick from any thread, consumed by the vCPU thread. The signal goes only to a thread that is
+    // inside Run (so alive): _inRun and _runningThread change under _kickLock at Run entry and exit.
+    private readonly Lock _kickLock = new();
     private volatile bool _kickPending;
     private nuint _runningThread;
-    private volatile bool _threadKnown;
+    private bool _inRun;
 
     // Interrupt injection for VMs without the in-kernel irqchip: -1 when nothing is queued.
     private int _queuedVector = -1;
@@ -58,12 +60,32 @@ public sealed unsafe class KvmVcpu : IVcpu
     public VcpuStop Run(IVcpuIo io)
     {
         ArgumentNullException.ThrowIfNull(io);
-        if (!_threadKnown)
+        lock (_kickLock)
         {
+            if (_inRun)
+            {
+                throw new InvalidOperationException($"vCPU {Index} is already running on another thread.");
+            }
+
             _runningThread = ThreadKicker.CurrentThread();
-            _threadKnown = true;
+            _inRun = true;
         }
 
+        try
+        {
+            return RunLoop(io);
+        }
+        finally
+        {
+            lock (_kickLock)
+            {
+                _inRun = false;
+            }
+        }
+    }
+
+    private VcpuStop RunLoop(IVcpuIo io)
+    {
         kvm_run* run = _run;
         while (true)
         {
@@ -175,9 +197,12 @@ public sealed unsafe class KvmVcpu : IVcpu
         _kickPending = true;
         // SAFETY: _run points at the live kvm_run mapping; immediate_exit is a byte the kernel reads at KVM_RUN entry.
         Volatile.Write(ref _run->immediate_exit, 1);
-        if (_threadKnown)
+        lock (_kickLock)
         {
-            ThreadKicker.Kick(_runningThread);
+            if (_inRun)
+            {
+                ThreadKicker.Kick(_runningThread);
+            }
         }
     }
 
