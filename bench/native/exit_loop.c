@@ -2,8 +2,8 @@
  * exit_loop: the C reference for KvmSharp's exit-cost benchmark (bench/KvmSharp.Benchmarks).
  *
  * Same guest bytes (tests/KvmSharp.Kvm.Tests/Guests/exitloop.S), same machine setup (2 MiB RAM at 0,
- * identity page tables with U/S, CPL3 entered through KVM_SET_SREGS, RFLAGS.IOPL = 3, SYSCALL to a
- * CPL0 HLT), same N and the same do-nothing handling (port and MMIO reads fill 0xFF, writes are
+ * identity page tables with U/S, CPL3 entered through KVM_SET_SREGS, RFLAGS.IOPL = 3 and a TSS I/O
+ * bitmap allowing every port, HLT at CPL3 -> #GP -> a CPL0 HLT through the IDT), same N and the same do-nothing handling (port and MMIO reads fill 0xFF, writes are
  * dropped), measured the same way as `KvmSharp.Benchmarks --quick`: one warm-up run, then the median
  * of 5 runs of N exits, each run being SET_SREGS + SET_REGS + KVM_RUN until HLT.
  *
@@ -27,6 +27,11 @@
 #define PIO_ENTRY     0x1000u
 #define MMIO_ENTRY    0x1020u
 #define HALT_ENTRY    0x1060u
+#define GDT_ADDRESS   0x2000u
+#define TSS_ADDRESS   0x3000u        /* 0x68-byte TSS, then an 8 KiB I/O bitmap of zeros and its 0xFF end byte */
+#define TSS_LIMIT     (0x68u + 0x2000u)
+#define STACK_TOP     0x7000u        /* TSS.RSP0: the stack the CPL3 -> CPL0 #GP switches to */
+#define IDT_ADDRESS   0xB000u
 #define PML4_ADDRESS  0x8000u
 #define PDPT_ADDRESS  0x9000u
 #define PD_ADDRESS    0xA000u
@@ -34,24 +39,20 @@
 #define MMIO_ADDRESS  0x10000000ull  /* 256 MiB: mapped by the page tables, not backed by a memslot */
 #define RUNS          5
 
-#define MSR_STAR      0xC0000081u
-#define MSR_LSTAR     0xC0000082u
-#define MSR_SFMASK    0xC0000084u
-#define EFER_SCE      (1ull << 0)
 #define EFER_LME      (1ull << 8)
 #define EFER_LMA      (1ull << 10)
 #define RFLAGS_IOPL3  (3ull << 12)
 
 /* exitloop.S, as in tests/KvmSharp.Kvm.Tests/ExitLoopGuest.cs. */
 static const uint8_t guest_code[] = {
-    /* 0x00 pio_loop:  out %al,(%dx); dec %rcx; jnz pio_loop; syscall */
-    0xee, 0x48, 0xff, 0xc9, 0x75, 0xfa, 0x0f, 0x05, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x00 pio_loop:  out %al,(%dx); dec %rcx; jnz pio_loop; hlt */
+    0xee, 0x48, 0xff, 0xc9, 0x75, 0xfa, 0xf4, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* 0x20 mmio_loop: mov %al,(%rdi); dec %rcx; jnz mmio_loop; syscall */
-    0x88, 0x07, 0x48, 0xff, 0xc9, 0x75, 0xf9, 0x0f, 0x05, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x20 mmio_loop: mov %al,(%rdi); dec %rcx; jnz mmio_loop; hlt */
+    0x88, 0x07, 0x48, 0xff, 0xc9, 0x75, 0xf9, 0xf4, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* 0x40 both_loops: out %al,(%dx); dec %rcx; jnz; 1: mov %al,(%rdi); dec %rbx; jnz 1b; syscall */
-    0xee, 0x48, 0xff, 0xc9, 0x75, 0xfa, 0x88, 0x07, 0x48, 0xff, 0xcb, 0x75, 0xf9, 0x0f, 0x05, 0,
+    /* 0x40 both_loops: out %al,(%dx); dec %rcx; jnz; 1: mov %al,(%rdi); dec %rbx; jnz 1b; hlt */
+    0xee, 0x48, 0xff, 0xc9, 0x75, 0xfa, 0x88, 0x07, 0x48, 0xff, 0xcb, 0x75, 0xf9, 0xf4, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     /* 0x60 halt: hlt; jmp halt */
     0xf4, 0xeb, 0xfd,
@@ -119,6 +120,24 @@ static void setup(struct machine *m, int cpl)
     for (uint64_t i = 0; i < 512; i++)
         *(uint64_t *)(m->ram + PD_ADDRESS + i * 8) = (i << 21) | pru | large;
 
+    /* GDT: 0x10 kernel code, 0x18 kernel data, 0x2b user data, 0x33 user code (the SYSCALL/SYSRET layout), 0x38 TSS. */
+    uint64_t *gdt = (uint64_t *)(m->ram + GDT_ADDRESS);
+    gdt[2] = 0x00AF9A000000FFFFull;
+    gdt[3] = 0x00CF92000000FFFFull;
+    gdt[5] = 0x00CFF2000000FFFFull;
+    gdt[6] = 0x00AFFA000000FFFFull;
+    gdt[7] = (TSS_LIMIT & 0xFFFF) | ((uint64_t)TSS_ADDRESS << 16) | (0x89ull << 40);
+    gdt[8] = 0;
+    *(uint64_t *)(m->ram + TSS_ADDRESS + 4) = STACK_TOP;        /* RSP0 */
+    *(uint16_t *)(m->ram + TSS_ADDRESS + 0x66) = 0x68;          /* I/O map base */
+    m->ram[TSS_ADDRESS + TSS_LIMIT] = 0xFF;
+    /* IDT: 256 interrupt gates, selector 0x10, all to the CPL0 halt. */
+    for (int v = 0; v < 256; v++) {
+        uint64_t *gate = (uint64_t *)(m->ram + IDT_ADDRESS + v * 16);
+        gate[0] = (HALT_ENTRY & 0xFFFF) | (0x10ull << 16) | (0x8Eull << 40) | ((uint64_t)(HALT_ENTRY >> 16) << 48);
+        gate[1] = 0;
+    }
+
     m->vcpu = ioctl(m->vm, KVM_CREATE_VCPU, 0);
     if (m->vcpu < 0)
         die("KVM_CREATE_VCPU");
@@ -129,26 +148,12 @@ static void setup(struct machine *m, int cpl)
     if (m->run == MAP_FAILED)
         die("mmap kvm_run");
 
-    /* SYSCALL: CS = STAR[47:32] = 0x10, SS = 0x18; SYSRET would use STAR[63:48] + 16 / + 8 = 0x33 / 0x2b. */
-    struct {
-        struct kvm_msrs header;
-        struct kvm_msr_entry entries[3];
-    } msrs = {
-        .header = { .nmsrs = 3 },
-        .entries = {
-            { .index = MSR_STAR, .data = (0x23ull << 48) | (0x10ull << 32) },
-            { .index = MSR_LSTAR, .data = HALT_ENTRY },
-            { .index = MSR_SFMASK, .data = 0 },
-        },
-    };
-    if (ioctl(m->vcpu, KVM_SET_MSRS, &msrs) != 3)
-        die("KVM_SET_MSRS");
 
     xioctl(m->vcpu, KVM_GET_SREGS, &m->sregs, "KVM_GET_SREGS");
     m->sregs.cr0 = 0x80000033; /* PG | NE | ET | MP | PE */
     m->sregs.cr3 = PML4_ADDRESS;
     m->sregs.cr4 = 1u << 5;    /* PAE */
-    m->sregs.efer = EFER_LME | EFER_LMA | EFER_SCE;
+    m->sregs.efer = EFER_LME | EFER_LMA;
     if (cpl == 3) {
         set_segment(&m->sregs.cs, 0x33, 1, 3);
         set_segment(&m->sregs.ss, 0x2b, 0, 3);
@@ -158,13 +163,23 @@ static void setup(struct machine *m, int cpl)
         set_segment(&m->sregs.ss, 0x18, 0, 0);
         m->sregs.ds = m->sregs.es = m->sregs.fs = m->sregs.gs = m->sregs.ss;
     }
+    m->sregs.gdt.base = GDT_ADDRESS;
+    m->sregs.gdt.limit = 9 * 8 - 1;
+    m->sregs.idt.base = IDT_ADDRESS;
+    m->sregs.idt.limit = 256 * 16 - 1;
+    memset(&m->sregs.tr, 0, sizeof(m->sregs.tr));
+    m->sregs.tr.selector = 0x38;
+    m->sregs.tr.base = TSS_ADDRESS;
+    m->sregs.tr.limit = TSS_LIMIT;
+    m->sregs.tr.type = 0xB; /* busy 64-bit TSS */
+    m->sregs.tr.present = 1;
     m->cpl = cpl;
 }
 
 static int reset(struct machine *m, uint64_t entry, uint64_t count)
 {
     struct kvm_regs regs = {
-        .rip = entry, .rcx = count, .rdx = BENCH_PORT, .rdi = MMIO_ADDRESS, .rsp = 0x7000,
+        .rip = entry, .rcx = count, .rdx = BENCH_PORT, .rdi = MMIO_ADDRESS, .rsp = STACK_TOP,
         .rflags = RFLAGS_IOPL3 | 2,
     };
     if (ioctl(m->vcpu, KVM_SET_SREGS, &m->sregs) < 0)
@@ -204,7 +219,7 @@ static long run_until_halt(struct machine *m)
     }
 }
 
-/* True when the vCPU really executes the loop at CPL3: stops at the first exit and reads CS. */
+/* True when the vCPU really executes the loop at CPL3 and halts: stops at the first exit and reads CS. */
 static int probe_cpl3(struct machine *m)
 {
     if (reset(m, PIO_ENTRY, 2) < 0)

@@ -51,7 +51,7 @@ public sealed unsafe class KvmSystem : IDisposable
                 {
                     throw new KvmUnavailableException(
                         KvmUnavailableReason.CapabilityMissing,
-                        $"KVM at '{path}' lacks {use.Name} ({use.Purpose}), which KvmSharp needs. Upgrade the host kernel, or run with --accel emulator.");
+                        $"KVM at '{path}' lacks {use.Name} ({use.Purpose}), which KvmSharp needs. Upgrade the host kernel.");
                 }
             }
 
@@ -77,7 +77,7 @@ public sealed unsafe class KvmSystem : IDisposable
             {
                 Errno.ENOENT or Errno.ENODEV or Errno.ENXIO => new KvmUnavailableException(
                     KvmUnavailableReason.DeviceMissing,
-                    $"'{path}' not found. Make sure the kernel has KVM enabled (modprobe kvm_intel or kvm_amd) and the CPU's virtualization extensions are on in the firmware, or run with --accel emulator."),
+                    $"'{path}' not found. Make sure the kernel has KVM enabled (modprobe kvm_intel or kvm_amd) and the CPU's virtualization extensions are on in the firmware."),
                 Errno.EACCES or Errno.EPERM => new KvmUnavailableException(
                     KvmUnavailableReason.PermissionDenied,
                     $"Permission denied opening '{path}'. Add your user to the group that owns it (sudo usermod -aG kvm $USER, then log in again) or run as root."),

@@ -35,7 +35,7 @@ public class SystemAndStateTests
 
         Assert.Equal(KvmUnavailableReason.DeviceMissing, e.Reason);
         Assert.Equal(
-            "'/nonexistent/kvm' not found. Make sure the kernel has KVM enabled (modprobe kvm_intel or kvm_amd) and the CPU's virtualization extensions are on in the firmware, or run with --accel emulator.",
+            "'/nonexistent/kvm' not found. Make sure the kernel has KVM enabled (modprobe kvm_intel or kvm_amd) and the CPU's virtualization extensions are on in the firmware.",
             e.Message);
     }
 
