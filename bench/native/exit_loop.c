@@ -3,9 +3,11 @@
  *
  * Same guest bytes (tests/KvmSharp.Kvm.Tests/Guests/exitloop.S), same machine setup (2 MiB RAM at 0,
  * identity page tables with U/S, CPL3 entered through KVM_SET_SREGS, RFLAGS.IOPL = 3 and a TSS I/O
- * bitmap allowing every port, HLT at CPL3 -> #GP -> a CPL0 HLT through the IDT), same N and the same do-nothing handling (port and MMIO reads fill 0xFF, writes are
- * dropped), measured the same way as `KvmSharp.Benchmarks --quick`: one warm-up run, then the median
- * of 5 runs of N exits, each run being SET_SREGS + SET_REGS + KVM_RUN until HLT.
+ * bitmap allowing every port, HLT at CPL3 -> #GP -> a CPL0 HLT through the IDT), same N and the same
+ * do-nothing handling (port and MMIO reads fill 0xFF, writes are dropped), measured the same way as
+ * `KvmSharp.Benchmarks --quick`: one warm-up run, then the median of 5 runs of N exits, each run being
+ * SET_SREGS + SET_REGS + KVM_RUN until HLT. If KVM will not run the loop at CPL3, it falls back to CPL0
+ * and says so (cpl=0 in the output).
  *
  * Build: gcc -O2 -Wall -Wextra -o exit_loop exit_loop.c      Run: ./exit_loop [--cpl0] [-n N]
  */
@@ -147,7 +149,6 @@ static void setup(struct machine *m, int cpl)
     m->run = mmap(NULL, (size_t)mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, m->vcpu, 0);
     if (m->run == MAP_FAILED)
         die("mmap kvm_run");
-
 
     xioctl(m->vcpu, KVM_GET_SREGS, &m->sregs, "KVM_GET_SREGS");
     m->sregs.cr0 = 0x80000033; /* PG | NE | ET | MP | PE */
