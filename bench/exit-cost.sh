@@ -32,6 +32,12 @@ if [ ! -w /dev/kvm ]; then
   exit 1
 fi
 
+# The C reference needs a compiler and the kernel's KVM header; install them on a fresh machine.
+if ! command -v gcc >/dev/null 2>&1 || [ ! -f /usr/include/linux/kvm.h ]; then
+  echo "Installing gcc and linux-libc-dev for the C reference..." >&2
+  apt-get update -qq && apt-get install -y -qq gcc libc6-dev linux-libc-dev >/dev/null
+fi
+
 native_bin=bench/native/bin/exit_loop
 mkdir -p "$(dirname "$native_bin")"
 gcc -O2 -Wall -Wextra -Werror -o "$native_bin" bench/native/exit_loop.c
