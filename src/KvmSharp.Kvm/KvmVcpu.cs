@@ -329,35 +329,7 @@ public sealed unsafe class KvmVcpu : IVcpu
             throw new ArgumentException("Need one value slot per MSR index.", nameof(values));
         }
 
-        byte* buffer = stackalloc byte[sizeof(kvm_msrs) + (MaxMsrBatch * sizeof(kvm_msr_entry))];
-        int done = 0;
-        while (done < indices.Length)
-        {
-            int batch = Math.Min(indices.Length - done, MaxMsrBatch);
-            var header = (kvm_msrs*)buffer;
-            var entries = (kvm_msr_entry*)(buffer + sizeof(kvm_msrs));
-            header->nmsrs = (uint)batch;
-            header->pad = 0;
-            for (int i = 0; i < batch; i++)
-            {
-                entries[i] = new kvm_msr_entry { index = indices[done + i] };
-            }
-
-            // SAFETY: buffer holds the header and MaxMsrBatch >= batch entries; the kernel returns how many it read.
-            int n = Ioctl.Invoke(_fd, KvmIoctls.KVM_GET_MSRS, (nint)buffer, "KVM_GET_MSRS");
-            for (int i = 0; i < n; i++)
-            {
-                values[done + i] = entries[i].data;
-            }
-
-            done += n;
-            if (n < batch)
-            {
-                break;
-            }
-        }
-
-        return done;
+        return TransferMsrs(indices, default, values, write: false);
     }
 
     public int SetMsrs(ReadOnlySpan<uint> indices, ReadOnlySpan<ulong> values)
@@ -367,30 +339,7 @@ public sealed unsafe class KvmVcpu : IVcpu
             throw new ArgumentException("Need exactly one value per MSR index.", nameof(values));
         }
 
-        byte* buffer = stackalloc byte[sizeof(kvm_msrs) + (MaxMsrBatch * sizeof(kvm_msr_entry))];
-        int done = 0;
-        while (done < indices.Length)
-        {
-            int batch = Math.Min(indices.Length - done, MaxMsrBatch);
-            var header = (kvm_msrs*)buffer;
-            var entries = (kvm_msr_entry*)(buffer + sizeof(kvm_msrs));
-            header->nmsrs = (uint)batch;
-            header->pad = 0;
-            for (int i = 0; i < batch; i++)
-            {
-                entries[i] = new kvm_msr_entry { index = indices[done + i], data = values[done + i] };
-            }
-
-            // SAFETY: buffer holds the header and `batch` entries; the kernel returns how many it wrote.
-            int n = Ioctl.Invoke(_fd, KvmIoctls.KVM_SET_MSRS, (nint)buffer, "KVM_SET_MSRS");
-            done += n;
-            if (n < batch)
-            {
-                break;
-            }
-        }
-
-        return done;
+        return TransferMsrs(indices, values, default, write: true);
     }
 
     /// <summary>KVM_GET_LAPIC: the 1 KiB local APIC register page (needs the in-kernel irqchip).</summary>
@@ -553,6 +502,45 @@ public sealed unsafe class KvmVcpu : IVcpu
     {
         _runMapping.Dispose();
         _fd.Dispose();
+    }
+
+    /// <summary>KVM_GET_MSRS / KVM_SET_MSRS in batches; returns how many MSRs the kernel handled (stops at the first refused one).</summary>
+    private int TransferMsrs(ReadOnlySpan<uint> indices, ReadOnlySpan<ulong> input, Span<ulong> output, bool write)
+    {
+        byte* buffer = stackalloc byte[sizeof(kvm_msrs) + (MaxMsrBatch * sizeof(kvm_msr_entry))];
+        var header = (kvm_msrs*)buffer;
+        var entries = (kvm_msr_entry*)(buffer + sizeof(kvm_msrs));
+        uint request = write ? KvmIoctls.KVM_SET_MSRS : KvmIoctls.KVM_GET_MSRS;
+        string name = write ? "KVM_SET_MSRS" : "KVM_GET_MSRS";
+        int done = 0;
+        while (done < indices.Length)
+        {
+            int batch = Math.Min(indices.Length - done, MaxMsrBatch);
+            header->nmsrs = (uint)batch;
+            header->pad = 0;
+            for (int i = 0; i < batch; i++)
+            {
+                entries[i] = new kvm_msr_entry { index = indices[done + i], data = write ? input[done + i] : 0 };
+            }
+
+            // SAFETY: buffer holds the header and MaxMsrBatch >= batch entries; the kernel returns how many it handled.
+            int n = Ioctl.Invoke(_fd, request, (nint)buffer, name);
+            if (!write)
+            {
+                for (int i = 0; i < n; i++)
+                {
+                    output[done + i] = entries[i].data;
+                }
+            }
+
+            done += n;
+            if (n < batch)
+            {
+                break;
+            }
+        }
+
+        return done;
     }
 
     private VcpuStop ConsumeKick()

@@ -1,3 +1,4 @@
+using KvmSharp.Boot;
 using KvmSharp.Hypervisor;
 using KvmSharp.Memory;
 
@@ -14,9 +15,6 @@ internal enum GuestMode
 internal sealed class TestVm : IDisposable
 {
     public const ulong CodeAddress = 0x1000;
-    public const ulong Pml4Address = 0x8000;
-    public const ulong PdptAddress = 0x9000;
-    public const ulong PdAddress = 0xA000;
     public const ulong OneMiB = 1024 * 1024;
 
     private TestVm(KvmSystem system, KvmVm vm, GuestMemory memory)
@@ -70,7 +68,7 @@ internal sealed class TestVm : IDisposable
             memory.Write(CodeAddress, code);
             if (mode == GuestMode.Long64)
             {
-                WriteIdentityPageTables(memory);
+                LongModeSetup.WriteTables(memory, mappedGiB: 1);
             }
 
             var test = new TestVm(system, vm, memory);
@@ -92,19 +90,6 @@ internal sealed class TestVm : IDisposable
         }
     }
 
-    /// <summary>PML4 -> PDPT -> PD mapping the first 1 GiB 1:1 with 2 MiB pages.</summary>
-    public static void WriteIdentityPageTables(GuestMemory memory)
-    {
-        const ulong PresentWritable = 0x3;
-        const ulong LargePage = 0x80;
-        memory.Write(Pml4Address, PdptAddress | PresentWritable);
-        memory.Write(PdptAddress, PdAddress | PresentWritable);
-        for (ulong i = 0; i < 512; i++)
-        {
-            memory.Write(PdAddress + (i * 8), (i * 2 * OneMiB) | PresentWritable | LargePage);
-        }
-    }
-
     public static void SetMode(KvmVcpu vcpu, GuestMode mode)
     {
         var sregs = vcpu.GetSystemRegisters();
@@ -120,12 +105,7 @@ internal sealed class TestVm : IDisposable
                 sregs.Ds = sregs.Es = sregs.Fs = sregs.Gs = sregs.Ss = SegmentRegister.FlatData(0x10);
                 break;
             case GuestMode.Long64:
-                sregs.Cr0 = X86SystemRegisters.Cr0Pe | X86SystemRegisters.Cr0Et | X86SystemRegisters.Cr0Ne | X86SystemRegisters.Cr0Pg;
-                sregs.Cr3 = Pml4Address;
-                sregs.Cr4 = X86SystemRegisters.Cr4Pae;
-                sregs.Efer = X86SystemRegisters.EferLme | X86SystemRegisters.EferLma;
-                sregs.Cs = SegmentRegister.FlatCode(0x8, longMode: true);
-                sregs.Ds = sregs.Es = sregs.Fs = sregs.Gs = sregs.Ss = SegmentRegister.FlatData(0x10);
+                sregs = LongModeSetup.Apply(sregs);
                 break;
         }
 

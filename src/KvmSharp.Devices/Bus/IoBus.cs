@@ -223,17 +223,11 @@ public sealed class IoBus
             return false;
         }
 
-        var ranges = Volatile.Read(ref _ranges);
-        int i = IndexOf(ranges, address);
-        if (i >= 0)
+        var device = FindContaining(address, data.Length, out ulong offset);
+        if (device is not null)
         {
-            ref readonly var range = ref ranges[i];
-            // address <= range.Last here, so neither side can overflow.
-            if ((ulong)(uint)(data.Length - 1) <= range.Last - address)
-            {
-                range.Device.Read(address - range.Start, data);
-                return true;
-            }
+            device.Read(offset, data);
+            return true;
         }
 
         ReadUnhandled(address, data);
@@ -251,20 +245,36 @@ public sealed class IoBus
             return false;
         }
 
+        var device = FindContaining(address, data.Length, out ulong offset);
+        if (device is not null)
+        {
+            device.Write(offset, data);
+            return true;
+        }
+
+        WriteUnhandled(address);
+        return false;
+    }
+
+    /// <summary>The device whose range holds all of [address, address+length) (length >= 1), and the offset in it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private IBusDevice? FindContaining(ulong address, int length, out ulong offset)
+    {
         var ranges = Volatile.Read(ref _ranges);
         int i = IndexOf(ranges, address);
         if (i >= 0)
         {
             ref readonly var range = ref ranges[i];
-            if ((ulong)(uint)(data.Length - 1) <= range.Last - address)
+            // address <= range.Last here, so neither side can overflow.
+            if ((ulong)(uint)(length - 1) <= range.Last - address)
             {
-                range.Device.Write(address - range.Start, data);
-                return true;
+                offset = address - range.Start;
+                return range.Device;
             }
         }
 
-        WriteUnhandled(address);
-        return false;
+        offset = 0;
+        return null;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
