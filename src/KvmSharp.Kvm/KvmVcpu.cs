@@ -94,6 +94,11 @@ public sealed unsafe class KvmVcpu : IVcpu
                 return ConsumeKick();
             }
 
+            if (_queuedVector >= 0)
+            {
+                InjectQueuedInterrupt(run);
+            }
+
             int rc = Ioctl.TryInvokeOnce(_fd, KvmIoctls.KVM_RUN, 0);
             if (rc < 0)
             {
@@ -138,8 +143,8 @@ public sealed unsafe class KvmVcpu : IVcpu
                     return new VcpuStop(VcpuStopReason.Halted);
 
                 case KvmConstants.KVM_EXIT_IRQ_WINDOW_OPEN:
+                    // The queued vector is injected before the next KVM_RUN, now that the guest can take it.
                     _statistics.Increment(ExitKind.IrqWindowOpen);
-                    InjectQueuedInterrupt(run);
                     break;
 
                 case KvmConstants.KVM_EXIT_INTR:
@@ -207,14 +212,12 @@ public sealed unsafe class KvmVcpu : IVcpu
     }
 
     /// <summary>
-    /// Queues an external interrupt for a VM without the in-kernel irqchip: it is injected with KVM_INTERRUPT
-    /// at the next interrupt window (KVM_EXIT_IRQ_WINDOW_OPEN). Call from the vCPU thread between runs.
+    /// Queues an external interrupt for a VM without the in-kernel irqchip. Before the next KVM_RUN it is
+    /// injected with KVM_INTERRUPT if kvm_run says the guest can take one now; otherwise KvmSharp asks KVM
+    /// for an interrupt window (KVM_EXIT_IRQ_WINDOW_OPEN) and injects it then, as QEMU does. Call from the
+    /// vCPU thread between runs.
     /// </summary>
-    public void QueueInterrupt(byte vector)
-    {
-        _queuedVector = vector;
-        _run->request_interrupt_window = 1;
-    }
+    public void QueueInterrupt(byte vector) => _queuedVector = vector;
 
     // ---- Register state ----
 
@@ -608,8 +611,9 @@ public sealed unsafe class KvmVcpu : IVcpu
 
     private void InjectQueuedInterrupt(kvm_run* run)
     {
-        if (_queuedVector < 0 || run->ready_for_interrupt_injection == 0)
+        if (run->ready_for_interrupt_injection == 0)
         {
+            run->request_interrupt_window = 1;
             return;
         }
 

@@ -1,0 +1,3 @@
+.code64
+    int3
+    hlt
