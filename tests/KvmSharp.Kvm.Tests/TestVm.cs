@@ -68,7 +68,7 @@ internal sealed class TestVm : IDisposable
             memory.Write(CodeAddress, code);
             if (mode == GuestMode.Long64)
             {
-                LongModeSetup.WriteTables(memory, mappedGiB: 1);
+                X86InitialState.WriteTables(memory, mappedGiB: 1);
             }
 
             var test = new TestVm(system, vm, memory);
@@ -105,7 +105,7 @@ internal sealed class TestVm : IDisposable
                 sregs.Ds = sregs.Es = sregs.Fs = sregs.Gs = sregs.Ss = SegmentRegister.FlatData(0x10);
                 break;
             case GuestMode.Long64:
-                sregs = LongModeSetup.Apply(sregs);
+                sregs = X86InitialState.LongMode(sregs);
                 break;
         }
 

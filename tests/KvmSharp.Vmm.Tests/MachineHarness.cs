@@ -25,13 +25,13 @@ internal static class MachineHarness
         var vm = system.CreateVm();
         var memory = GuestMemory.Create(4 * 1024 * 1024);
         vm.MapMemory(memory);
-        LongModeSetup.WriteTables(memory, mappedGiB: 1);
+        X86InitialState.WriteTables(memory, mappedGiB: 1);
         memory.Write(CodeAddress, code);
         var vcpus = new List<IVcpu>();
         for (int i = 0; i < vcpuCount; i++)
         {
             var vcpu = vm.CreateVcpu(i);
-            vcpu.SetSystemRegisters(LongModeSetup.Apply(vcpu.GetSystemRegisters()));
+            vcpu.SetSystemRegisters(X86InitialState.LongMode(vcpu.GetSystemRegisters()));
             var regs = new X86Registers { Rip = CodeAddress, Rflags = X86Registers.FlagsReserved, Rbx = (ulong)i, Rsp = 0x30_0000 - ((ulong)i * 0x1000) };
             vcpu.SetRegisters(setup is null ? regs : setup(i, regs));
             vcpus.Add(vcpu);

@@ -54,7 +54,7 @@ public static class DemoGuest
             cleanup.Push(memory);
             vm.MapMemory(memory);
 
-            LongModeSetup.WriteTables(memory, mappedGiB: 1);
+            X86InitialState.WriteTables(memory, mappedGiB: 1);
             memory.Write(CodeAddress, Code);
 
             var vcpus = new List<IVcpu>();
@@ -66,7 +66,7 @@ public static class DemoGuest
 
                 var vcpu = vm.CreateVcpu(i);
                 cleanup.Push(vcpu);
-                vcpu.SetSystemRegisters(LongModeSetup.Apply(vcpu.GetSystemRegisters()));
+                vcpu.SetSystemRegisters(X86InitialState.LongMode(vcpu.GetSystemRegisters()));
                 vcpu.SetRegisters(new X86Registers
                 {
                     Rip = CodeAddress,
