@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# Build KvmSharp's default Linux guest from Debian packages.
+#
+#   bash scripts/build-guest.sh [--force] [--update] [--out DIR]
+#
+# Outputs, in ${KVMSHARP_GUEST_DIR:-$HOME/.cache/kvmsharp/guest} (or --out DIR):
+#   vmlinuz            the Debian cloud kernel (bzImage, LZ4 payload), from the versioned
+#                      linux-image-*-cloud-amd64 package that linux-image-cloud-amd64 depends on
+#   vmlinux            the uncompressed ELF64 kernel extracted from vmlinuz (has the Xen PVH
+#                      note XEN_ELFNOTE_PHYS32_ENTRY, type 18)
+#   initramfs.cpio.gz  busybox-static + applet links, /dev nodes, the kernel's virtio modules,
+#                      and an /init that loads them, prints KVMSHARP-GUEST-READY and runs a shell
+#   manifest.txt       package versions, sha256 sums, PVH entry point
+#
+# The packages are fetched with `apt-get download` and unpacked with `dpkg-deb -x` into a
+# temporary directory; nothing is installed on the host except build tools (cpio, lz4, kmod,
+# binutils, gzip, fakeroot when not root). Idempotent: if the outputs exist and the
+# manifest's package versions and recipe hash match, nothing is rebuilt. --force rebuilds.
+# --update runs `apt-get update` first (it also runs when apt does not know the packages).
+set -euo pipefail
+
+KERNEL_META=linux-image-cloud-amd64
+BUSYBOX_PKG=busybox-static
+MARKER=KVMSHARP-GUEST-READY
+# Modules to load, in the order requested; dependencies from modules.dep are loaded first.
+MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio_rng"
+
+FORCE=0
+UPDATE=0
+OUT="${KVMSHARP_GUEST_DIR:-$HOME/.cache/kvmsharp/guest}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --force) FORCE=1 ;;
+        --update) UPDATE=1 ;;
+        --out) shift; OUT="$1" ;;
+        --out=*) OUT="${1#--out=}" ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "build-guest: unknown argument '$1' (try --help)" >&2; exit 1 ;;
+    esac
+    shift
+done
+
+log() { echo "build-guest: $*" >&2; }
+die() { echo "build-guest: error: $*" >&2; exit 1; }
+
+SCRIPT_SHA=$(sha256sum "$0" | cut -d' ' -f1)
+
+# ---------------------------------------------------------------- tools
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else die "need root to run: $*"; fi; }
+
+need_tools() {
+    local missing=() t pkg
+    for t in cpio:cpio lz4:lz4 depmod:kmod readelf:binutils gzip:gzip sha256sum:coreutils \
+             dpkg-deb:dpkg od:coreutils xz:xz-utils apt-get:apt; do
+        command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
+    done
+    if [ "$(id -u)" -ne 0 ] && ! command -v fakeroot >/dev/null 2>&1; then missing+=(fakeroot); fi
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing build tools: ${missing[*]}"
+        apt_update_once
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+    fi
+}
+
+APT_UPDATED=0
+apt_update_once() {
+    [ "$APT_UPDATED" -eq 1 ] && return 0
+    log "apt-get update"
+    as_root apt-get update -q >&2
+    APT_UPDATED=1
+}
+
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }
+
+[ "$UPDATE" -eq 1 ] && apt_update_once
+if [ -z "$(candidate "$KERNEL_META")" ] || [ "$(candidate "$KERNEL_META")" = "(none)" ] \
+   || [ -z "$(candidate "$BUSYBOX_PKG")" ] || [ "$(candidate "$BUSYBOX_PKG")" = "(none)" ]; then
+    apt_update_once
+fi
+need_tools
+
+# The versioned kernel package that the meta-package depends on (e.g. linux-image-6.1.0-56-cloud-amd64).
+KPKG=$(apt-cache depends "$KERNEL_META" 2>/dev/null \
+        | awk '/Depends: linux-image-[0-9].*-cloud-amd64$/ {print $2; exit}')
+[ -n "$KPKG" ] || die "cannot find the versioned kernel package that $KERNEL_META depends on"
+KVER_PKG=$(candidate "$KPKG")
+BB_VER=$(candidate "$BUSYBOX_PKG")
+[ -n "$KVER_PKG" ] && [ "$KVER_PKG" != "(none)" ] || die "no installable version of $KPKG"
+[ -n "$BB_VER" ] && [ "$BB_VER" != "(none)" ] || die "no installable version of $BUSYBOX_PKG"
+
+# ---------------------------------------------------------------- up to date?
+mkdir -p "$OUT"
+MAN="$OUT/manifest.txt"
+if [ "$FORCE" -eq 0 ] && [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/vmlinux" ] \
+   && [ -s "$OUT/initramfs.cpio.gz" ] && [ -s "$MAN" ] \
+   && grep -qx "kernel-package: $KPKG $KVER_PKG" "$MAN" \
+   && grep -qx "busybox-package: $BUSYBOX_PKG $BB_VER" "$MAN" \
+   && grep -qx "recipe-sha256: $SCRIPT_SHA" "$MAN"; then
+    ok=1
+    for f in vmlinuz vmlinux initramfs.cpio.gz; do
+        want=$(awk -v f="$f" '$1 == "sha256" && $3 == f {print $2}' "$MAN")
+        [ -n "$want" ] && [ "$(sha256sum "$OUT/$f" | cut -d' ' -f1)" = "$want" ] || ok=0
+    done
+    if [ "$ok" -eq 1 ]; then
+        log "up to date ($KPKG $KVER_PKG, $BUSYBOX_PKG $BB_VER); use --force to rebuild"
+        echo "guest files in $OUT:"
+        for f in vmlinuz vmlinux initramfs.cpio.gz manifest.txt; do echo "  $OUT/$f"; done
+        exit 0
+    fi
+    log "outputs do not match the manifest; rebuilding"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmsharp-guest.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+# ---------------------------------------------------------------- fetch packages
+log "downloading $KPKG=$KVER_PKG and $BUSYBOX_PKG=$BB_VER"
+( cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root \
+      "$KPKG=$KVER_PKG" "$BUSYBOX_PKG=$BB_VER" >&2 )
+KDEB=$(ls "$WORK"/"${KPKG}"_*.deb)
+BDEB=$(ls "$WORK"/"${BUSYBOX_PKG}"_*.deb)
+mkdir -p "$WORK/kpkg" "$WORK/bpkg"
+dpkg-deb -x "$KDEB" "$WORK/kpkg"
+dpkg-deb -x "$BDEB" "$WORK/bpkg"
+
+KVMLINUZ=$(ls "$WORK"/kpkg/boot/vmlinuz-* | head -n1)
+[ -f "$KVMLINUZ" ] || die "no /boot/vmlinuz-* in $KDEB"
+KREL=${KVMLINUZ##*/vmlinuz-}
+MODDIR="$WORK/kpkg/lib/modules/$KREL"
+[ -d "$MODDIR" ] || die "no /lib/modules/$KREL in $KDEB"
+BUSYBOX="$WORK/bpkg/bin/busybox"
+[ -x "$BUSYBOX" ] || die "no /bin/busybox in $BDEB"
+log "kernel release $KREL"
+
+# ---------------------------------------------------------------- vmlinux from vmlinuz
+u8()  { od -An -t u1 -j "$2" -N 1 "$1" | tr -d ' \n'; }
+u16() { od -An -t u2 -j "$2" -N 2 "$1" | tr -d ' \n'; }
+u32() { od -An -t u4 -j "$2" -N 4 "$1" | tr -d ' \n'; }
+
+[ "$(u16 "$KVMLINUZ" $((0x1FE)))" = "$((0xAA55))" ] || die "vmlinuz: no boot signature 0xAA55"
+[ "$(od -An -c -j $((0x202)) -N 4 "$KVMLINUZ" | tr -d ' \n')" = "HdrS" ] || die "vmlinuz: no HdrS setup header"
+SETUP_SECTS=$(u8 "$KVMLINUZ" $((0x1F1)))
+[ "$SETUP_SECTS" -eq 0 ] && SETUP_SECTS=4
+PAYLOAD_OFF=$(u32 "$KVMLINUZ" $((0x248)))
+PAYLOAD_LEN=$(u32 "$KVMLINUZ" $((0x24C)))
+START=$(( (SETUP_SECTS + 1) * 512 + PAYLOAD_OFF ))
+# payload_offset/length (boot protocol 2.08+) locate the compressed kernel exactly.
+tail -c +$((START + 1)) "$KVMLINUZ" | head -c "$PAYLOAD_LEN" > "$WORK/payload"
+MAGIC=$(od -An -t x1 -N 4 "$WORK/payload" | tr -d ' \n')
+case "$MAGIC" in
+    02214c18) log "payload: legacy LZ4 frame ($PAYLOAD_LEN bytes at offset $START)" ;;
+    04224d18) log "payload: LZ4 frame ($PAYLOAD_LEN bytes at offset $START)" ;;
+    *) die "vmlinuz payload is not LZ4 (magic $MAGIC); this script expects Debian's LZ4 bzImage" ;;
+esac
+# The kernel build appends the decompressed size (u32 LE) after the LZ4 stream; lz4 reports
+# the trailing bytes as an error after writing all the data, so check the size instead.
+WANT_SIZE=$(u32 "$WORK/payload" $((PAYLOAD_LEN - 4)))
+lz4 -dc "$WORK/payload" > "$WORK/vmlinux" 2>"$WORK/lz4.err" || true
+GOT_SIZE=$(stat -c %s "$WORK/vmlinux")
+[ "$GOT_SIZE" = "$WANT_SIZE" ] || { cat "$WORK/lz4.err" >&2; die "lz4 produced $GOT_SIZE bytes, expected $WANT_SIZE"; }
+
+# ELF64, x86-64, with a PT_NOTE holding the Xen PVH entry note (type 18).
+[ "$(od -An -t x1 -N 5 "$WORK/vmlinux" | tr -d ' \n')" = "7f454c4602" ] || die "vmlinux is not ELF64"
+readelf -lW "$WORK/vmlinux" | grep -q '^ *NOTE ' || die "vmlinux has no PT_NOTE segment"
+# binutils 2.40 prints "Unknown note type: (0x00000012)"; newer ones name it.
+PVH_LINE=$(readelf -nW "$WORK/vmlinux" | grep -A1 -E '^ *Xen +0x[0-9a-f]+ +(XEN_ELFNOTE_PHYS32_ENTRY|.*\(0x00000012\))' || true)
+[ -n "$PVH_LINE" ] || die "vmlinux has no Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY, type 18)"
+PVH_ENTRY=$(echo "$PVH_LINE" | awk '/description data:/ {printf "0x%s%s%s%s\n", $6, $5, $4, $3}')
+log "vmlinux: ELF64 with XEN_ELFNOTE_PHYS32_ENTRY = $PVH_ENTRY"
+
+# ---------------------------------------------------------------- modules, in dependency order
+depmod -b "$WORK/kpkg" "$KREL"
+DEP="$MODDIR/modules.dep"
+[ -s "$DEP" ] || die "depmod produced no modules.dep"
+
+# modname -> path relative to $MODDIR (names compare with '-' == '_')
+modpath() {
+    local want=${1//-/_}
+    awk -F: -v want="$want" '{ n=$1; sub(/.*\//, "", n); sub(/\.ko(\.xz|\.gz|\.zst)?$/, "", n);
+                              gsub(/-/, "_", n); if (n == want) { print $1; exit } }' "$DEP"
+}
+moddeps() { awk -F: -v p="$1" '$1 == p { print $2; exit }' "$DEP"; }
+
+ORDERED=()      # relative paths, dependencies first
+MISSING=()
+declare -A SEEN=()
+visit() {
+    local p="$1" d
+    [ -n "${SEEN[$p]:-}" ] && return 0
+    SEEN[$p]=1
+    for d in $(moddeps "$p"); do visit "$d"; done
+    ORDERED+=("$p")
+}
+for m in $MODULES; do
+    p=$(modpath "$m")
+    if [ -z "$p" ]; then
+        if grep -qE "/${m//_/[_-]}\.ko$" "$MODDIR/modules.builtin" 2>/dev/null; then
+            log "module $m is built into the kernel"
+        else
+            log "warning: module $m not found in $KPKG"; MISSING+=("$m")
+        fi
+        continue
+    fi
+    visit "$p"
+done
+
+# ---------------------------------------------------------------- initramfs tree
+ROOT="$WORK/initramfs"
+mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,mnt,lib/modules/"$KREL"}
+chmod 1777 "$ROOT/tmp"
+cp "$BUSYBOX" "$ROOT/bin/busybox"
+chmod 755 "$ROOT/bin/busybox"
+# busybox --install -s without a chroot: one symlink per applet it lists.
+"$ROOT/bin/busybox" --list-full | while read -r applet; do
+    [ -n "$applet" ] || continue
+    [ "$applet" = "bin/busybox" ] && continue
+    dir=$(dirname "$applet")
+    mkdir -p "$ROOT/$dir"
+    [ -e "$ROOT/$applet" ] || ln -s /bin/busybox "$ROOT/$applet"
+done
+
+LOADLIST="$ROOT/etc/kvmsharp-modules"
+: > "$LOADLIST"
+for p in "${ORDERED[@]}"; do
+    src="$MODDIR/$p"
+    name=$(basename "$p")
+    case "$name" in
+        *.ko.xz)  xz -dc "$src"   > "$ROOT/lib/modules/$KREL/${name%.xz}";  name=${name%.xz} ;;
+        *.ko.gz)  gzip -dc "$src" > "$ROOT/lib/modules/$KREL/${name%.gz}";  name=${name%.gz} ;;
+        *.ko.zst) zstd -dc "$src" > "$ROOT/lib/modules/$KREL/${name%.zst}"; name=${name%.zst} ;;
+        *)        cp "$src" "$ROOT/lib/modules/$KREL/$name" ;;
+    esac
+    echo "$name" >> "$LOADLIST"
+done
+for m in "${MISSING[@]}"; do echo "missing:$m" >> "$LOADLIST"; done
+# A flat modules.dep for the copied modules (busybox modprobe can use it).
+for p in "${ORDERED[@]}"; do
+    line="$(basename "${p%.xz}"):"
+    for d in $(moddeps "$p"); do line="$line $(basename "${d%.xz}")"; done
+    echo "$line"
+done > "$ROOT/lib/modules/$KREL/modules.dep"
+
+cat > "$ROOT/init" <<EOF
+#!/bin/sh
+# KvmSharp default guest init (generated by scripts/build-guest.sh).
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+export HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null || echo "init: devtmpfs not mounted; using static /dev"
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts 2>/dev/null
+mount -t tmpfs tmpfs /run 2>/dev/null
+hostname kvmsharp-guest
+moddir=/lib/modules/\$(uname -r)
+while read -r m; do
+    case "\$m" in
+        missing:*) echo "init: module \${m#missing:} is not in this initramfs; skipped" ;;
+        *) insmod "\$moddir/\$m" 2>/dev/null || echo "init: insmod \$m failed; continuing" ;;
+    esac
+done < /etc/kvmsharp-modules
+echo "$MARKER"
+# Interactive shell with a controlling tty (job control); poweroff -f ends the VM.
+while :; do
+    setsid cttyhack sh -l
+    echo "init: shell exited; starting a new one (use 'poweroff -f' to stop the VM)"
+done
+EOF
+chmod 755 "$ROOT/init"
+cat > "$ROOT/etc/profile" <<'EOF'
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+PS1='guest# '
+EOF
+echo "root:x:0:0:root:/root:/bin/sh" > "$ROOT/etc/passwd"
+echo "root:x:0:" > "$ROOT/etc/group"
+
+# Device nodes: made with mknod as root, or under fakeroot otherwise; cpio records them as
+# char-device entries owned by root.
+cat > "$WORK/pack.sh" <<'EOF'
+set -eu
+cd "$1"
+mknod -m 600 dev/console c 5 1
+mknod -m 666 dev/null    c 1 3
+mknod -m 666 dev/zero    c 1 5
+mknod -m 666 dev/tty     c 5 0
+mknod -m 660 dev/ttyS0   c 4 64
+mknod -m 660 dev/hvc0    c 229 0
+mknod -m 444 dev/random  c 1 8
+mknod -m 444 dev/urandom c 1 9
+mknod -m 660 dev/kmsg    c 1 11
+find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet | gzip -9n > "$2"
+EOF
+if [ "$(id -u)" -eq 0 ]; then
+    sh "$WORK/pack.sh" "$ROOT" "$WORK/initramfs.cpio.gz"
+else
+    fakeroot sh "$WORK/pack.sh" "$ROOT" "$WORK/initramfs.cpio.gz"
+fi
+gzip -dc "$WORK/initramfs.cpio.gz" | cpio -it --quiet 2>/dev/null | grep -qx 'dev/console' \
+    || die "initramfs has no dev/console"
+
+# ---------------------------------------------------------------- install outputs + manifest
+cp "$KVMLINUZ" "$OUT/vmlinuz.new"
+mv "$WORK/vmlinux" "$OUT/vmlinux.new"
+mv "$WORK/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz.new"
+for f in vmlinuz vmlinux initramfs.cpio.gz; do mv -f "$OUT/$f.new" "$OUT/$f"; done
+
+{
+    echo "# KvmSharp default guest, built by scripts/build-guest.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "kernel-package: $KPKG $KVER_PKG"
+    echo "kernel-meta: $KERNEL_META $(candidate "$KERNEL_META")"
+    echo "kernel-release: $KREL"
+    echo "busybox-package: $BUSYBOX_PKG $BB_VER"
+    echo "recipe-sha256: $SCRIPT_SHA"
+    echo "pvh-entry: $PVH_ENTRY"
+    echo "vmlinuz-setup-sects: $SETUP_SECTS"
+    echo "ready-marker: $MARKER"
+    echo "modules: $(tr '\n' ' ' < "$LOADLIST" | sed 's/ $//')"
+    echo "deb-sha256: $(sha256sum "$KDEB" | cut -d' ' -f1) $(basename "$KDEB")"
+    echo "deb-sha256: $(sha256sum "$BDEB" | cut -d' ' -f1) $(basename "$BDEB")"
+    for f in vmlinuz vmlinux initramfs.cpio.gz; do
+        echo "sha256 $(sha256sum "$OUT/$f" | cut -d' ' -f1) $f $(stat -c %s "$OUT/$f")"
+    done
+} > "$MAN.new"
+mv -f "$MAN.new" "$MAN"
+
+echo "guest files in $OUT:"
+for f in vmlinuz vmlinux initramfs.cpio.gz manifest.txt; do
+    printf '  %-40s %10s bytes\n' "$OUT/$f" "$(stat -c %s "$OUT/$f")"
+done
