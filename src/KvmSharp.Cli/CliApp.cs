@@ -29,6 +29,7 @@ internal sealed class CliApp
         var root = new RootCommand("KvmSharp: a virtual machine monitor for Linux KVM, written in C#.");
         root.Add(CapsCommand.Create(this));
         root.Add(DemoCommand.Create(this));
+        root.Add(RunCommand.Create(this));
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = Output, Error = Error, EnableDefaultExceptionHandler = false });
     }

@@ -15,6 +15,7 @@ public sealed class Machine : IDisposable
     private readonly GuestMemory _memory;
     private readonly IReadOnlyList<IVcpu> _vcpus;
     private readonly IoDispatcher _io;
+    private readonly MachineControl? _control;
     private readonly VcpuStop?[] _lastStops;
     private readonly Lock _stateLock = new();
     private readonly ManualResetEventSlim _finished = new();
@@ -24,7 +25,7 @@ public sealed class Machine : IDisposable
     private bool _started;
     private bool _disposed;
 
-    public Machine(IVirtualMachine vm, GuestMemory memory, IReadOnlyList<IVcpu> vcpus, IoDispatcher io)
+    public Machine(IVirtualMachine vm, GuestMemory memory, IReadOnlyList<IVcpu> vcpus, IoDispatcher io, MachineControl? control = null)
     {
         ArgumentNullException.ThrowIfNull(vm);
         ArgumentNullException.ThrowIfNull(memory);
@@ -39,6 +40,7 @@ public sealed class Machine : IDisposable
         _memory = memory;
         _vcpus = vcpus;
         _io = io;
+        _control = control;
         _lastStops = new VcpuStop?[vcpus.Count];
     }
 
@@ -89,7 +91,10 @@ public sealed class Machine : IDisposable
 
         lock (_stateLock)
         {
-            return new MachineExit(_exitReason ?? MachineExitReason.AllVcpusHalted, [.. _lastStops], _error);
+            return new MachineExit(_exitReason ?? MachineExitReason.AllVcpusHalted, [.. _lastStops], _error)
+            {
+                GuestExitCode = _exitReason == _control?.RequestedReason ? _control?.RequestedExitCode : null,
+            };
         }
     }
 
@@ -172,7 +177,7 @@ public sealed class Machine : IDisposable
             case VcpuStopReason.Halted:
                 return MachineExitReason.AllVcpusHalted;
             case VcpuStopReason.IoRequestedStop:
-                return MachineExitReason.DeviceRequestedStop;
+                return _control?.RequestedReason ?? MachineExitReason.DeviceRequestedStop;
             case VcpuStopReason.PowerOff:
                 return MachineExitReason.PowerOff;
             case VcpuStopReason.Reset:

@@ -36,8 +36,11 @@ public enum MachineExitReason
 /// <summary>The outcome of <see cref="Machine.Run"/>: the reason, each vCPU's last stop and any failure.</summary>
 public sealed record MachineExit(MachineExitReason Reason, IReadOnlyList<VcpuStop?> VcpuStops, Exception? Error)
 {
+    /// <summary>The status a device reported for the guest (the debug-exit port's (value &lt;&lt; 1) | 1).</summary>
+    public int? GuestExitCode { get; init; }
+
     /// <summary>A conventional process exit code for this outcome (documented in README.md).</summary>
-    public int ProcessExitCode => Reason switch
+    public int ProcessExitCode => GuestExitCode ?? Reason switch
     {
         MachineExitReason.AllVcpusHalted or MachineExitReason.PowerOff or MachineExitReason.StopRequested or MachineExitReason.DeviceRequestedStop => 0,
         MachineExitReason.Reset => 0,

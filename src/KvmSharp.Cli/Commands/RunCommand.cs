@@ -1,0 +1,104 @@
+using System.CommandLine;
+using KvmSharp.Vmm.Config;
+
+namespace KvmSharp.Cli.Commands;
+
+/// <summary><c>kvmsharp run</c>: boot a kernel on a PC machine.</summary>
+internal static class RunCommand
+{
+    public static Command Create(CliApp app)
+    {
+        var kernel = new Option<string>("--kernel", "-k")
+        {
+            Description = "Kernel to boot: a Linux bzImage, an ELF vmlinux with a PVH note, or a multiboot kernel.",
+            Required = true,
+            HelpName = "PATH",
+        };
+        var initrd = new Option<string?>("--initrd", "-i")
+        {
+            Description = "Initial RAM disk (initramfs) to pass to the kernel.",
+            HelpName = "PATH",
+        };
+        var cmdline = new Option<string>("--cmdline", "-c")
+        {
+            Description = "Kernel command line.",
+            DefaultValueFactory = _ => VmConfig.DefaultCommandLine,
+            HelpName = "TEXT",
+        };
+        var memory = new Option<string>("--memory", "-m")
+        {
+            Description = "Guest RAM, with a K, M, G or T suffix (a bare number is MiB).",
+            DefaultValueFactory = _ => "512M",
+            HelpName = "SIZE",
+        };
+        var cpus = new Option<int>("--cpus")
+        {
+            Description = "Number of vCPUs (one host thread each).",
+            DefaultValueFactory = _ => 1,
+            HelpName = "N",
+        };
+        var accel = new Option<string>("--accel")
+        {
+            Description = "Execution backend: auto (KVM where it can run the guest) or kvm.",
+            DefaultValueFactory = _ => "auto",
+            HelpName = "auto|kvm",
+        };
+        accel.AcceptOnlyFromAmong("auto", "kvm");
+        var console = new Option<string>("--console")
+        {
+            Description = "Serial console: stdio (raw mode on a terminal; Ctrl-A X quits) or file:PATH.",
+            DefaultValueFactory = _ => "stdio",
+            HelpName = "stdio|file:PATH",
+        };
+        var device = DeviceOption.Create();
+        var stats = new Option<bool>("--stats")
+        {
+            Description = "Print each vCPU's exit counts and the guest's boot time when the VM stops.",
+        };
+
+        var command = new Command("run", "Boot a kernel on a PC machine (16550 UART, i8042, CMOS RTC, fw_cfg, in-kernel PIC/IOAPIC/LAPIC/PIT).")
+        {
+            kernel, initrd, cmdline, memory, cpus, accel, console, device, stats,
+        };
+        command.SetAction(parse =>
+        {
+            string memoryText = parse.GetValue(memory)!;
+            if (!SizeParser.TryParse(memoryText, out ulong memoryBytes))
+            {
+                return app.Fail(ExitCodes.UsageError, $"--memory '{memoryText}' is not a size. Use a number with a K, M, G or T suffix, for example --memory 512M.");
+            }
+
+            string consoleText = parse.GetValue(console)!;
+            ConsoleKind consoleKind;
+            string? consolePath = null;
+            if (consoleText == "stdio")
+            {
+                consoleKind = ConsoleKind.Stdio;
+            }
+            else if (consoleText.StartsWith("file:", StringComparison.Ordinal))
+            {
+                consoleKind = ConsoleKind.File;
+                consolePath = consoleText["file:".Length..];
+            }
+            else
+            {
+                return app.Fail(ExitCodes.UsageError, $"--console '{consoleText}' is not a console. Use stdio or file:PATH.");
+            }
+
+            var config = new VmConfig
+            {
+                KernelPath = parse.GetValue(kernel)!,
+                InitrdPath = parse.GetValue(initrd),
+                CommandLine = parse.GetValue(cmdline)!,
+                MemoryBytes = memoryBytes,
+                Cpus = parse.GetValue(cpus),
+                Accelerator = parse.GetValue(accel) == "kvm" ? Accelerator.Kvm : Accelerator.Auto,
+                Console = consoleKind,
+                ConsolePath = consolePath,
+                KvmDevicePath = parse.GetValue(device)!,
+            };
+            return RunVerb.Run(app, config, parse.GetValue(stats));
+        });
+        return command;
+    }
+}

@@ -1,0 +1,7 @@
+namespace KvmSharp.Devices.Legacy;
+
+/// <summary>
+/// The saved state of an <see cref="I8042"/>: the status register, the controller command byte, the output port,
+/// the output buffer and the command (if any) waiting for its data byte on port 0x60 (0 when none).
+/// </summary>
+public sealed record I8042State(byte Status, byte CommandByte, byte OutputPort, byte OutputBuffer, byte PendingCommand);

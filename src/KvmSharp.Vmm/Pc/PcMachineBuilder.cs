@@ -1,0 +1,166 @@
+using KvmSharp.Boot;
+using KvmSharp.Devices.Bus;
+using KvmSharp.Devices.Interrupts;
+using KvmSharp.Devices.Legacy;
+using KvmSharp.Hypervisor;
+using KvmSharp.Kvm;
+using KvmSharp.Memory;
+using KvmSharp.Vmm.Config;
+
+namespace KvmSharp.Vmm.Pc;
+
+/// <summary>
+/// Builds the PC of <c>kvmsharp run</c> on KVM: RAM per <see cref="PcMemoryLayout"/>, the in-kernel
+/// PIC/IOAPIC/LAPIC and PIT, legacy devices on their ISA ports, the kernel loaded by its boot protocol,
+/// and vCPUs with CPUID, MSRs and LAPIC LINT pins set up as a PC has them. Transactional: on failure
+/// everything acquired so far is released in reverse order.
+/// </summary>
+public static class PcMachineBuilder
+{
+    // Port map (docs/machine.md).
+    public const ushort SerialPort = Serial16550.DefaultPort;
+    public const uint SerialGsi = Serial16550.DefaultIrq;
+    public const ushort DebugExitPort = 0xF4;
+    public const ushort BootTimerPort = 0x3F0;
+
+    // VT-x needs three pages for its real-mode TSS and one for the EPT identity map; both sit in the
+    // MMIO hole below 4 GiB where no RAM is (QEMU uses the same addresses).
+    private const uint TssAddress = 0xFFFB_D000;
+    private const ulong IdentityMapAddress = 0xFFFB_C000;
+
+    private const uint MsrMiscEnable = 0x1A0;
+    private const ulong MiscEnableFastStrings = 1;
+    private const uint MsrMtrrDefType = 0x2FF;
+    private const ulong MtrrEnableWriteBack = (1UL << 11) | 6;
+
+    // LAPIC local vector table (Intel SDM Vol. 3A 11.5.1): LINT0 = ExtINT (the 8259's output), LINT1 = NMI.
+    private const int LapicLint0 = 0x350;
+    private const int LapicLint1 = 0x360;
+    private const uint DeliveryExtInt = 7u << 8;
+    private const uint DeliveryNmi = 4u << 8;
+
+    public static PcMachine Build(KvmSystem system, VmConfig config, Stream consoleOutput, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(consoleOutput);
+        ArgumentNullException.ThrowIfNull(time);
+        long started = time.GetTimestamp();
+
+        var request = new KernelLoadRequest(
+            Path.GetFileName(config.KernelPath),
+            File.ReadAllBytes(config.KernelPath),
+            config.InitrdPath is null ? null : File.ReadAllBytes(config.InitrdPath),
+            config.InitrdPath is null ? null : Path.GetFileName(config.InitrdPath),
+            config.CommandLine,
+            config.MemoryBytes);
+
+        var cleanup = new Stack<IDisposable>();
+        try
+        {
+            var vm = system.CreateVm();
+            cleanup.Push(vm);
+            if (system.CheckExtension(KvmCapability.SetTssAddr) > 0)
+            {
+                vm.SetTssAddress(TssAddress);
+            }
+
+            if (system.CheckExtension(KvmCapability.SetIdentityMapAddr) > 0)
+            {
+                vm.SetIdentityMapAddress(IdentityMapAddress);
+            }
+
+            vm.CreateIrqChip();
+            vm.CreatePit2();
+
+            var memory = GuestMemory.Create(PcMemoryLayout.RamRanges(config.MemoryBytes));
+            cleanup.Push(memory);
+            vm.MapMemory(memory);
+
+            var boot = KernelLoader.Load(memory, request);
+
+            var io = new IoDispatcher();
+            var control = new MachineControl(io);
+            var serial = AddDevices(io, control, vm.Interrupts, config, consoleOutput, time, started, out var bootTimer);
+
+            var vcpus = CreateVcpus(system, vm, config.Cpus, boot.Entry, cleanup);
+            var machine = new Machine(vm, memory, vcpus, io, control);
+            return new PcMachine(machine, serial, bootTimer, boot, "kvm");
+        }
+        catch
+        {
+            while (cleanup.Count > 0)
+            {
+                cleanup.Pop().Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    private static Serial16550 AddDevices(
+        IoDispatcher io,
+        MachineControl control,
+        IInterruptSink interrupts,
+        VmConfig config,
+        Stream consoleOutput,
+        TimeProvider time,
+        long started,
+        out BootTimer bootTimer)
+    {
+        var serial = new Serial16550(consoleOutput, new GsiIrqLine(interrupts, SerialGsi));
+        io.Ports.Register(SerialPort, Serial16550.RegisterCount, serial, "serial0 (16550A)");
+
+        var i8042 = new I8042(() => control.RequestExit(MachineExitReason.Reset));
+        io.Ports.Register(I8042.DataPort, 1, i8042.Data, "i8042 data");
+        io.Ports.Register(I8042.CommandPort, 1, i8042.Command, "i8042 status/command");
+
+        var rtc = new CmosRtc(time);
+        rtc.SetMemorySize(config.MemoryBytes);
+        io.Ports.Register(CmosRtc.IndexPort, 2, rtc, "cmos rtc");
+
+        var debugExit = new DebugExit(status => control.RequestExit(MachineExitReason.DeviceRequestedStop, status), iosize: 4);
+        io.Ports.Register(DebugExitPort, 4, debugExit, "isa-debug-exit");
+
+        var fwCfg = new FwCfg();
+        fwCfg.SetRamSize(config.MemoryBytes);
+        fwCfg.SetCpuCount((ushort)config.Cpus);
+        io.Ports.Register(FwCfg.SelectorPort, 2, fwCfg, "fw_cfg");
+
+        bootTimer = new BootTimer(time, started);
+        io.Ports.Register(BootTimerPort, 1, bootTimer, "boot timer");
+
+        io.Ports.Register(DebugConsole.DefaultPort, 1, new DebugConsole(consoleOutput), "debugcon");
+        return serial;
+    }
+
+    private static List<IVcpu> CreateVcpus(KvmSystem system, KvmVm vm, int count, BootEntry entry, Stack<IDisposable> cleanup)
+    {
+        var supported = system.GetSupportedCpuid();
+        var vcpus = new List<IVcpu>(count);
+        for (int i = 0; i < count; i++)
+        {
+            var vcpu = vm.CreateVcpu(i);
+            cleanup.Push(vcpu);
+            vcpu.SetCpuid(VcpuCpuid.Build(supported, i, count));
+            vcpu.SetMsrs([MsrMiscEnable, MsrMtrrDefType], [MiscEnableFastStrings, MtrrEnableWriteBack]);
+
+            var lapic = vcpu.GetLapic();
+            BitConverter.TryWriteBytes(lapic.AsSpan(LapicLint0, 4), DeliveryExtInt);
+            BitConverter.TryWriteBytes(lapic.AsSpan(LapicLint1, 4), DeliveryNmi);
+            vcpu.SetLapic(lapic);
+
+            if (i == 0)
+            {
+                // The bootstrap processor enters the kernel; the others wait for INIT/SIPI (KVM keeps them
+                // in KVM_MP_STATE_UNINITIALIZED when the LAPIC is in the kernel).
+                vcpu.SetSystemRegisters(entry.InitialSystemRegisters(vcpu.GetSystemRegisters()));
+                vcpu.SetRegisters(entry.InitialRegisters());
+            }
+
+            vcpus.Add(vcpu);
+        }
+
+        return vcpus;
+    }
+}
