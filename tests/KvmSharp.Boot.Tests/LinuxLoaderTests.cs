@@ -87,6 +87,18 @@ public class LinuxLoaderTests
     }
 
     [Fact]
+    public void Load_SysSizeRoundedUpToAParagraph_IsAccepted()
+    {
+        // arch/x86/boot/tools/build.c rounds syssize up to 16 bytes: the file may end up to 15 bytes early.
+        using var memory = Guest.Ram(64 * MiB);
+        var builder = new BzImageBuilder { KernelSize = 0x2FF8, SysSize = 0x300 };
+
+        var info = LinuxLoader.Load(memory, Guest.Request(builder.Build()));
+
+        Assert.Equal(0x100_0200UL, info.Entry.EntryPoint);
+    }
+
+    [Fact]
     public void Load_NoInitrd_LeavesRamdiskFieldsZero()
     {
         using var memory = Guest.Ram(64 * MiB);

@@ -203,7 +203,9 @@ public sealed class BzImage
             throw Corrupt(fileName, $"kernel_alignment 0x{image.KernelAlignment:x} is not a power of two of at least 4 KiB");
         }
 
-        if ((ulong)image.SysSize * 16 > (ulong)image.KernelSize)
+        // syssize counts 16-byte paragraphs, rounded up (arch/x86/boot/tools/build.c), so the file may end
+        // up to 15 bytes before syssize * 16.
+        if ((ulong)image.SysSize * 16 > (ulong)image.KernelSize + 15)
         {
             throw Corrupt(fileName, $"the protected-mode kernel is 0x{image.KernelSize:x} bytes, less than the 0x{(ulong)image.SysSize * 16:x} that syssize says");
         }
