@@ -72,11 +72,10 @@ apt_update_once() {
 
 candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }
 
+known() { local v; v=$(candidate "$1"); [ -n "$v" ] && [ "$v" != "(none)" ]; }
+
 [ "$UPDATE" -eq 1 ] && apt_update_once
-if [ -z "$(candidate "$KERNEL_META")" ] || [ "$(candidate "$KERNEL_META")" = "(none)" ] \
-   || [ -z "$(candidate "$BUSYBOX_PKG")" ] || [ "$(candidate "$BUSYBOX_PKG")" = "(none)" ]; then
-    apt_update_once
-fi
+if ! known "$KERNEL_META" || ! known "$BUSYBOX_PKG"; then apt_update_once; fi
 need_tools
 
 # The versioned kernel package that the meta-package depends on (e.g. linux-image-6.1.0-56-cloud-amd64).
@@ -145,7 +144,7 @@ PAYLOAD_OFF=$(u32 "$KVMLINUZ" $((0x248)))
 PAYLOAD_LEN=$(u32 "$KVMLINUZ" $((0x24C)))
 START=$(( (SETUP_SECTS + 1) * 512 + PAYLOAD_OFF ))
 # payload_offset/length (boot protocol 2.08+) locate the compressed kernel exactly.
-tail -c +$((START + 1)) "$KVMLINUZ" | head -c "$PAYLOAD_LEN" > "$WORK/payload"
+dd if="$KVMLINUZ" of="$WORK/payload" bs=64K iflag=skip_bytes,count_bytes skip="$START" count="$PAYLOAD_LEN" status=none
 MAGIC=$(od -An -t x1 -N 4 "$WORK/payload" | tr -d ' \n')
 case "$MAGIC" in
     02214c18) log "payload: legacy LZ4 frame ($PAYLOAD_LEN bytes at offset $START)" ;;
@@ -163,9 +162,11 @@ GOT_SIZE=$(stat -c %s "$WORK/vmlinux")
 [ "$(od -An -t x1 -N 5 "$WORK/vmlinux" | tr -d ' \n')" = "7f454c4602" ] || die "vmlinux is not ELF64"
 readelf -lW "$WORK/vmlinux" | grep -q '^ *NOTE ' || die "vmlinux has no PT_NOTE segment"
 # binutils 2.40 prints "Unknown note type: (0x00000012)"; newer ones name it.
-PVH_LINE=$(readelf -nW "$WORK/vmlinux" | grep -A1 -E '^ *Xen +0x[0-9a-f]+ +(XEN_ELFNOTE_PHYS32_ENTRY|.*\(0x00000012\))' || true)
+PVH_LINE=$(readelf -nW "$WORK/vmlinux" | grep -A1 -E '^[[:space:]]*Xen[[:space:]]+0x[0-9a-f]+[[:space:]]+(XEN_ELFNOTE_PHYS32_ENTRY|.*\(0x00000012\))' || true)
 [ -n "$PVH_LINE" ] || die "vmlinux has no Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY, type 18)"
-PVH_ENTRY=$(echo "$PVH_LINE" | awk '/description data:/ {printf "0x%s%s%s%s\n", $6, $5, $4, $3}')
+# The note's descriptor is the 32-bit physical entry address (Linux pads it to 8 bytes).
+PVH_ENTRY=$(echo "$PVH_LINE" | sed -n 's/.*description data: *//p' | head -n1 \
+            | awk '{printf "0x%s%s%s%s\n", $4, $3, $2, $1}')
 log "vmlinux: ELF64 with XEN_ELFNOTE_PHYS32_ENTRY = $PVH_ENTRY"
 
 # ---------------------------------------------------------------- modules, in dependency order
@@ -288,6 +289,7 @@ mknod -m 660 dev/hvc0    c 229 0
 mknod -m 444 dev/random  c 1 8
 mknod -m 444 dev/urandom c 1 9
 mknod -m 660 dev/kmsg    c 1 11
+find . -mindepth 1 -exec touch -h -d @0 {} +
 find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet | gzip -9n > "$2"
 EOF
 if [ "$(id -u)" -eq 0 ]; then
@@ -307,7 +309,6 @@ for f in vmlinuz vmlinux initramfs.cpio.gz; do mv -f "$OUT/$f.new" "$OUT/$f"; do
 {
     echo "# KvmSharp default guest, built by scripts/build-guest.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "kernel-package: $KPKG $KVER_PKG"
-    echo "kernel-meta: $KERNEL_META $(candidate "$KERNEL_META")"
     echo "kernel-release: $KREL"
     echo "busybox-package: $BUSYBOX_PKG $BB_VER"
     echo "recipe-sha256: $SCRIPT_SHA"
