@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's main job: build the default Debian guest (cached) and boot it with kvmsharp run.
+# Extra arguments go to `kvmsharp run` (for example --memory 1G --stats, or --cmdline "...").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+guest=${KVMSHARP_GUEST_DIR:-$HOME/.cache/kvmsharp/guest}
+bash scripts/build-guest.sh >&2
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! dotnet build src/KvmSharp.Cli -c Release --nologo >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "run-default-guest: building kvmsharp failed." >&2
+  exit 1
+fi
+
+# earlyprintk shows the kernel's log from its first line (the serial console proper starts later).
+cmdline=(--cmdline "console=ttyS0 earlyprintk=serial,ttyS0 reboot=k panic=-1")
+for arg in "$@"; do
+  if [ "$arg" = "--cmdline" ] || [ "$arg" = "-c" ]; then cmdline=(); fi
+done
+
+exec dotnet src/KvmSharp.Cli/bin/Release/net10.0/kvmsharp.dll run \
+  --kernel "$guest/vmlinuz" --initrd "$guest/initramfs.cpio.gz" "${cmdline[@]}" "$@"
