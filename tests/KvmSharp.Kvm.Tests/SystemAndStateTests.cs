@@ -95,6 +95,20 @@ public class SystemAndStateTests
     }
 
     [Fact]
+    public void NewVcpu_HasTheArchitecturalFpuResetState()
+    {
+        // The machine builder relies on this instead of setting it: FNINIT's FCW and the reset MXCSR.
+        using var vm = TestVm.Create(GuestMode.Long64, GuestCode.Long64);
+
+        var fpu = vm.Vcpu.GetFpu();
+        var xsave = vm.Vcpu.GetXsave();
+
+        Assert.Equal(0x037F, fpu.Fcw);
+        Assert.Equal(0, fpu.Fsw);
+        Assert.Equal(0x1F80u, BitConverter.ToUInt32(xsave, 24));
+    }
+
+    [Fact]
     public void Xsave_RoundTripsTheLegacyArea()
     {
         using var vm = TestVm.Create(GuestMode.Long64, GuestCode.Long64);
