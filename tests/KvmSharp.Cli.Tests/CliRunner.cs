@@ -18,13 +18,17 @@ internal static class CliRunner
     }
 
     /// <summary>Runs the built kvmsharp.dll in a child process, optionally through a wrapper (setpriv ...).</summary>
-    public static CliResult RunProcess(string[] wrapper, params string[] args)
+    public static CliResult RunProcess(string[] wrapper, params string[] args) => RunProcessWithInput(wrapper, null, args);
+
+    /// <summary>As <see cref="RunProcess"/>, writing <paramref name="input"/> to the child's stdin and then closing it.</summary>
+    public static CliResult RunProcessWithInput(string[] wrapper, byte[]? input, params string[] args)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "kvmsharp.dll");
         var psi = new ProcessStartInfo(wrapper.Length > 0 ? wrapper[0] : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            RedirectStandardInput = input is not null,
             UseShellExecute = false,
         };
         foreach (var w in wrapper.Skip(1))
@@ -46,6 +50,12 @@ internal static class CliRunner
         psi.Environment["DOTNET_CLI_HOME"] = "/tmp";
         psi.Environment["HOME"] = "/tmp";
         using var process = Process.Start(psi)!;
+        if (input is not null)
+        {
+            process.StandardInput.BaseStream.Write(input);
+            process.StandardInput.Close();
+        }
+
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(TimeSpan.FromSeconds(60)))

@@ -9,7 +9,7 @@ public class RunEndingTests
     private const int HeaderSize = 32;
 
     /// <summary>A multiboot image with the a.out kludge: header at offset 0, 32-bit code right after it.</summary>
-    private static byte[] MultibootImage(ReadOnlySpan<byte> code)
+    internal static byte[] MultibootImage(ReadOnlySpan<byte> code)
     {
         var image = new byte[HeaderSize + code.Length];
         const uint Magic = 0x1BADB002;
@@ -30,6 +30,21 @@ public class RunEndingTests
 
         code.CopyTo(image.AsSpan(HeaderSize));
         return image;
+    }
+
+    // Guests/echo32.S: echo COM1 input to COM1 output by polling LSR; 'q' writes 0 to isa-debug-exit.
+    internal static readonly byte[] EchoGuest =
+    [
+        0x66, 0xba, 0xfd, 0x03, 0xec, 0xa8, 0x01, 0x74, 0xf7, 0x66, 0xba, 0xf8, 0x03, 0xec, 0x3c, 0x71, 0x74, 0x14,
+        0x88, 0xc3, 0x66, 0xba, 0xfd, 0x03, 0xec, 0xa8, 0x20, 0x74, 0xf7, 0x66, 0xba, 0xf8, 0x03, 0x88, 0xd8, 0xee,
+        0xeb, 0xda, 0x31, 0xc0, 0xe7, 0xf4, 0xf4,
+    ];
+
+    internal static string WriteImage(ReadOnlySpan<byte> code)
+    {
+        string kernel = Path.Combine(Path.GetTempPath(), $"kvmsharp-{Guid.NewGuid():N}.mb");
+        File.WriteAllBytes(kernel, MultibootImage(code));
+        return kernel;
     }
 
     private static CliResult Boot(ReadOnlySpan<byte> code)
