@@ -12,4 +12,11 @@ public sealed record KernelLoadRequest(
     byte[]? Initrd,
     string? InitrdName,
     string CommandLine,
-    ulong RamSize);
+    ulong RamSize)
+{
+    /// <summary>
+    /// Where the machine put the ACPI RSDP (0 if it has no ACPI tables): passed in boot_params.acpi_rsdp_addr
+    /// (Linux) and hvm_start_info.rsdp_paddr (PVH). Multiboot has no field; the guest scans the BIOS area.
+    /// </summary>
+    public ulong AcpiRsdpAddress { get; init; }
+}

@@ -99,6 +99,16 @@ public class LinuxLoaderTests
     }
 
     [Fact]
+    public void Load_WithAcpi_PassesTheRsdpInBootParams()
+    {
+        using var memory = Guest.Ram(64 * MiB);
+
+        LinuxLoader.Load(memory, Guest.Request(new BzImageBuilder().Build()) with { AcpiRsdpAddress = 0xF0000 });
+
+        Assert.Equal(0xF0000UL, memory.Read<ulong>(ZeroPage + 0x070)); // boot_params.acpi_rsdp_addr
+    }
+
+    [Fact]
     public void Load_NoInitrd_LeavesRamdiskFieldsZero()
     {
         using var memory = Guest.Ram(64 * MiB);

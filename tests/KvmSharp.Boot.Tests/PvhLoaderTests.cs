@@ -107,6 +107,16 @@ public class PvhLoaderTests
     }
 
     [Fact]
+    public void Load_WithAcpi_PassesTheRsdpInTheStartInfo()
+    {
+        using var memory = Guest.Ram(64 * MiB);
+
+        PvhLoader.Load(memory, Guest.Request(Elf64().Build()) with { AcpiRsdpAddress = 0xF0000 });
+
+        Assert.Equal(0xF0000UL, memory.Read<ulong>(0x6000 + 32)); // hvm_start_info.rsdp_paddr
+    }
+
+    [Fact]
     public void Load_Elf32WithFourByteNote_Works()
     {
         var elf = new ElfBuilder { Is64 = false, Entry = 0x20_0000 };

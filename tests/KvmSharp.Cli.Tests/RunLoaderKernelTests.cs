@@ -13,7 +13,7 @@ public class RunLoaderKernelTests
         "0x00000000000f0000 0x0000000000010000 2\n" +
         "0x0000000000100000 0x000000000ff00000 1\n";
 
-    private static CliResult Boot(string kernel)
+    private static CliResult Boot(string kernel, string cpus = "1")
     {
         Assert.SkipUnless(File.Exists("/dev/kvm"), "/dev/kvm is absent: this test runs guests on KVM.");
         string log = Path.Combine(Path.GetTempPath(), $"kvmsharp-{Guid.NewGuid():N}.log");
@@ -25,6 +25,7 @@ public class RunLoaderKernelTests
                 "--initrd", RepoPaths.Fixture("kernels", "test-initrd.bin"),
                 "--cmdline", "hello world",
                 "--memory", "256M",
+                "--cpus", cpus,
                 "--accel", "kvm",
                 "--console", "file:" + log);
             return r with { Guest = File.ReadAllText(log) };
@@ -87,6 +88,35 @@ public class RunLoaderKernelTests
             "modules=1\n" +
             "module0 start=0x0fffe000 end=0x0ffff770 sum=0x00057831 string=test-initrd.bin\n" +
             "loader=KvmSharp\n",
+            r.Guest);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Acpi_TablesDescribeTheMachine_AndS5PowersItOff(int cpus)
+    {
+        var r = Boot("acpi-test.elf", cpus.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        string lapics = string.Concat(Enumerable.Range(0, cpus).Select(i => $"madt lapic uid={i} id={i} enabled=1\n"));
+        string nmis = string.Concat(Enumerable.Range(0, cpus).Select(i => $"madt lapic-nmi uid={i} flags=0x0005 lint=1\n"));
+        Assert.Equal(0, r.ExitCode); // ACPI power-off, not the debug-exit fallback (which would be 255)
+        Assert.Equal(string.Empty, r.Error);
+        Assert.Equal(
+            "acpi-test: rsdp at 0x000f0000 rev=2 oem=KVMSHP checksum=ok\n" +
+            "table XSDT len=52 ok\n" +
+            "table FACP len=276 ok\n" +
+            $"table APIC len={76 + (14 * cpus)} ok\n" +
+            "madt lapic_addr=0xfee00000 flags=0x00000001\n" +
+            lapics +
+            "madt ioapic id=0 addr=0xfec00000 gsi=0\n" +
+            "madt iso bus=0 irq=0 gsi=0 flags=0x0000\n" +
+            "madt iso bus=0 irq=9 gsi=9 flags=0x000d\n" +
+            nmis +
+            "fadt rev=6 sci=9 smi_cmd=0x00000000 pm1a_evt=0x00000600 pm1a_cnt=0x00000604 pm_tmr=0x00000000 flags=0x00000465 boot_arch=0x0007\n" +
+            "table DSDT len=50 ok\n" +
+            "dsdt _S5_ at +37 elements=4 values=5,5,0,0\n" +
+            "poweroff: 0x3400 to port 0x0604\n",
             r.Guest);
     }
 

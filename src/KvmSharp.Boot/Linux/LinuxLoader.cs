@@ -33,6 +33,7 @@ public static class LinuxLoader
     public const int ExtRamdiskImageOffset = 0x0C0;
     public const int ExtRamdiskSizeOffset = 0x0C4;
     public const int ExtCmdLinePtrOffset = 0x0C8;
+    public const int AcpiRsdpAddrOffset = 0x070;
     public const int E820EntriesOffset = 0x1E8;
     public const int SentinelOffset = 0x1EF;
     public const int E820TableOffset = 0x2D0;
@@ -93,7 +94,7 @@ public static class LinuxLoader
             initrdAddress = target.PlaceInitrd(initrdSize, kernelEnd, ceiling);
         }
 
-        byte[] zeroPage = BuildBootParams(file, image, load, initrdAddress, initrdSize, target.E820);
+        byte[] zeroPage = BuildBootParams(file, image, load, initrdAddress, initrdSize, target.E820, target.Request.AcpiRsdpAddress);
 
         target.Write(PcMemoryLayout.ZeroPageAddress, zeroPage, "boot_params");
         target.Write(PcMemoryLayout.CommandLineAddress, cmdline, "command line");
@@ -119,7 +120,7 @@ public static class LinuxLoader
     /// struct boot_params: zero except the setup header copied from the file ([0x1F1, 0x202 + byte at 0x201))
     /// and the fields a boot loader fills in.
     /// </summary>
-    private static byte[] BuildBootParams(byte[] file, BzImage image, ulong load, ulong initrdAddress, ulong initrdSize, IReadOnlyList<E820Entry> e820)
+    private static byte[] BuildBootParams(byte[] file, BzImage image, ulong load, ulong initrdAddress, ulong initrdSize, IReadOnlyList<E820Entry> e820, ulong acpiRsdp)
     {
         byte[] page = new byte[PcMemoryLayout.ZeroPageSize];
         var p = page.AsSpan();
@@ -133,6 +134,7 @@ public static class LinuxLoader
         PutU32(p, BzImage.RamdiskSizeOffset, (uint)initrdSize);
         PutU32(p, ExtRamdiskImageOffset, (uint)(initrdAddress >> 32));
         PutU32(p, ExtRamdiskSizeOffset, (uint)(initrdSize >> 32));
+        PutU64(p, AcpiRsdpAddrOffset, acpiRsdp);
 
         // setup_data is a list the boot loader owns: never follow a pointer the image brought along.
         PutU64(p, BzImage.SetupDataOffset, 0);

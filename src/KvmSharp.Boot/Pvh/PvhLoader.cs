@@ -132,7 +132,7 @@ public static class PvhLoader
         BinaryPrimitives.WriteUInt32LittleEndian(s[12..], modules);
         BinaryPrimitives.WriteUInt64LittleEndian(s[16..], modules == 0 ? 0 : PcMemoryLayout.PvhModuleListAddress);
         BinaryPrimitives.WriteUInt64LittleEndian(s[24..], PcMemoryLayout.CommandLineAddress);
-        BinaryPrimitives.WriteUInt64LittleEndian(s[32..], 0); // rsdp_paddr: the kernel scans the BIOS area
+        BinaryPrimitives.WriteUInt64LittleEndian(s[32..], target.Request.AcpiRsdpAddress); // rsdp_paddr (0: the kernel scans the BIOS area)
         BinaryPrimitives.WriteUInt64LittleEndian(s[40..], PcMemoryLayout.PvhMemoryMapAddress);
         BinaryPrimitives.WriteUInt32LittleEndian(s[48..], (uint)e820.Count);
         target.Write(PcMemoryLayout.PvhStartInfoAddress, info, "PVH start info");

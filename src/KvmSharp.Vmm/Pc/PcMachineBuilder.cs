@@ -1,4 +1,5 @@
 using KvmSharp.Boot;
+using KvmSharp.Boot.Acpi;
 using KvmSharp.Devices.Bus;
 using KvmSharp.Devices.Interrupts;
 using KvmSharp.Devices.Legacy;
@@ -77,7 +78,14 @@ public static class PcMachineBuilder
             cleanup.Push(memory);
             vm.MapMemory(memory);
 
-            var boot = KernelLoader.Load(memory, request);
+            // ACPI tables in the BIOS area (found by Linux's scan too): the CPUs and IOAPIC (MADT) and the
+            // PM1a blocks whose SLP_EN write is the guest's power-off (FADT, DSDT \_S5).
+            ulong rsdp = AcpiTables.Write(memory, new AcpiConfig(config.Cpus)
+            {
+                Pm1aEventPort = AcpiPm.EventBlockPort,
+                Pm1aControlPort = AcpiPm.ControlBlockPort,
+            });
+            var boot = KernelLoader.Load(memory, request with { AcpiRsdpAddress = rsdp });
 
             var io = new IoDispatcher();
             var control = new MachineControl(io);
@@ -126,6 +134,10 @@ public static class PcMachineBuilder
         fwCfg.SetRamSize(config.MemoryBytes);
         fwCfg.SetCpuCount((ushort)config.Cpus);
         io.Ports.Register(FwCfg.SelectorPort, 2, fwCfg, "fw_cfg");
+
+        var acpiPm = new AcpiPm(() => control.RequestExit(MachineExitReason.PowerOff), new GsiIrqLine(interrupts, AcpiConfig.DefaultSciIrq));
+        io.Ports.Register(AcpiPm.EventBlockPort, AcpiPm.EventBlockLength, acpiPm.Events, "acpi pm1a event block");
+        io.Ports.Register(AcpiPm.ControlBlockPort, AcpiPm.ControlBlockLength, acpiPm.Control, "acpi pm1a control block");
 
         bootTimer = new BootTimer(time, started);
         io.Ports.Register(BootTimerPort, 1, bootTimer, "boot timer");
