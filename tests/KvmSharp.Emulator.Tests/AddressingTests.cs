@@ -39,7 +39,7 @@ public class AddressingTests
         Assert.Equal(None, insn.Index);
         Assert.Equal(8UL, insn.Displacement);
         Assert.Equal(1, insn.DisplacementSize);
-        Assert.Equal(SegmentRegister.Ss, insn.EffectiveSegment);
+        Assert.Equal(SegmentName.Ss, insn.EffectiveSegment);
     }
 
     [Fact]
@@ -49,7 +49,7 @@ public class AddressingTests
         Assert.Equal(9, insn.Base);
         Assert.Equal(12, insn.Index);
         Assert.Equal(8, insn.Scale);
-        Assert.Equal(SegmentRegister.Ds, insn.EffectiveSegment);
+        Assert.Equal(SegmentName.Ds, insn.EffectiveSegment);
     }
 
     [Fact]
@@ -81,16 +81,16 @@ public class AddressingTests
     }
 
     [Theory]
-    [InlineData("8b 00", 3, 6, 0, 0, SegmentRegister.Ds)]          // [bx+si]
-    [InlineData("8b 01", 3, 7, 0, 0, SegmentRegister.Ds)]          // [bx+di]
-    [InlineData("8b 02", 5, 6, 0, 0, SegmentRegister.Ss)]          // [bp+si]
-    [InlineData("8b 03", 5, 7, 0, 0, SegmentRegister.Ss)]          // [bp+di]
-    [InlineData("8b 44 7f", 6, None, 1, 0x7F, SegmentRegister.Ds)] // [si+0x7f]
-    [InlineData("8b 45 80", 7, None, 1, -0x80, SegmentRegister.Ds)] // [di-0x80]
-    [InlineData("8b 46 fe", 5, None, 1, -2, SegmentRegister.Ss)]   // [bp-2]
-    [InlineData("8b 87 34 12", 3, None, 2, 0x1234, SegmentRegister.Ds)] // [bx+0x1234]
-    [InlineData("8b 06 34 12", None, None, 2, 0x1234, SegmentRegister.Ds)] // [0x1234]
-    public void SixteenBitAddressing_NamesTheClassicBaseAndIndexRegisters(string hex, byte baseReg, byte index, byte dispSize, long disp, SegmentRegister segment)
+    [InlineData("8b 00", 3, 6, 0, 0, SegmentName.Ds)]          // [bx+si]
+    [InlineData("8b 01", 3, 7, 0, 0, SegmentName.Ds)]          // [bx+di]
+    [InlineData("8b 02", 5, 6, 0, 0, SegmentName.Ss)]          // [bp+si]
+    [InlineData("8b 03", 5, 7, 0, 0, SegmentName.Ss)]          // [bp+di]
+    [InlineData("8b 44 7f", 6, None, 1, 0x7F, SegmentName.Ds)] // [si+0x7f]
+    [InlineData("8b 45 80", 7, None, 1, -0x80, SegmentName.Ds)] // [di-0x80]
+    [InlineData("8b 46 fe", 5, None, 1, -2, SegmentName.Ss)]   // [bp-2]
+    [InlineData("8b 87 34 12", 3, None, 2, 0x1234, SegmentName.Ds)] // [bx+0x1234]
+    [InlineData("8b 06 34 12", None, None, 2, 0x1234, SegmentName.Ds)] // [0x1234]
+    public void SixteenBitAddressing_NamesTheClassicBaseAndIndexRegisters(string hex, byte baseReg, byte index, byte dispSize, long disp, SegmentName segment)
     {
         var insn = Ok(hex, CpuMode.Real16);
         Assert.Equal(baseReg, insn.Base);
@@ -111,7 +111,7 @@ public class AddressingTests
         Assert.Equal(4, insn.Base);
         Assert.Equal(4, insn.AddressSize);
         Assert.Equal(4, insn.OperandSize);
-        Assert.Equal(SegmentRegister.Ss, insn.EffectiveSegment);
+        Assert.Equal(SegmentName.Ss, insn.EffectiveSegment);
     }
 
     [Fact]
@@ -128,18 +128,18 @@ public class AddressingTests
     public void LastSegmentOverride_Wins()
     {
         var insn = Ok("26 2e 64 8b 00", CpuMode.Protected32);
-        Assert.Equal(SegmentRegister.Fs, insn.SegmentOverride);
-        Assert.Equal(SegmentRegister.Fs, insn.EffectiveSegment);
+        Assert.Equal(SegmentName.Fs, insn.SegmentOverride);
+        Assert.Equal(SegmentName.Fs, insn.EffectiveSegment);
     }
 
     [Fact]
     public void CsOverride_IsIgnoredIn64BitMode_ButFsAndGsApply()
     {
         var cs = Ok("2e 8b 45 00");
-        Assert.Equal(SegmentRegister.Cs, cs.SegmentOverride);
-        Assert.Equal(SegmentRegister.Ss, cs.EffectiveSegment);
-        Assert.Equal(SegmentRegister.Cs, Ok("2e 8b 45 00", CpuMode.Protected32).EffectiveSegment);
-        Assert.Equal(SegmentRegister.Gs, Ok("65 48 8b 04 25 28 00 00 00").EffectiveSegment);
+        Assert.Equal(SegmentName.Cs, cs.SegmentOverride);
+        Assert.Equal(SegmentName.Ss, cs.EffectiveSegment);
+        Assert.Equal(SegmentName.Cs, Ok("2e 8b 45 00", CpuMode.Protected32).EffectiveSegment);
+        Assert.Equal(SegmentName.Gs, Ok("65 48 8b 04 25 28 00 00 00").EffectiveSegment);
     }
 
     [Fact]

@@ -50,8 +50,8 @@ public struct DecodedInstruction
     /// <summary>The opcode byte within <see cref="Map"/>.</summary>
     public byte Opcode { get; internal set; }
 
-    /// <summary>The last segment-override prefix, or <see cref="SegmentRegister.None"/>.</summary>
-    public SegmentRegister SegmentOverride { get; internal set; }
+    /// <summary>The last segment-override prefix, or <see cref="SegmentName.None"/>.</summary>
+    public SegmentName SegmentOverride { get; internal set; }
 
     /// <summary>The prefix that selected an SSE form (None for instructions without one).</summary>
     public MandatoryPrefix MandatoryPrefix { get; internal set; }
@@ -134,18 +134,18 @@ public struct DecodedInstruction
     /// The segment a memory operand uses: the override if one applies, else SS for rBP/rSP bases
     /// (BP in 16-bit addressing), else DS. 64-bit mode ignores ES/CS/SS/DS overrides.
     /// </summary>
-    public readonly SegmentRegister EffectiveSegment
+    public readonly SegmentName EffectiveSegment
     {
         get
         {
             var segment = SegmentOverride;
-            if (segment != SegmentRegister.None
-                && (Mode != CpuMode.Long64 || segment is SegmentRegister.Fs or SegmentRegister.Gs))
+            if (segment != SegmentName.None
+                && (Mode != CpuMode.Long64 || segment is SegmentName.Fs or SegmentName.Gs))
             {
                 return segment;
             }
 
-            return Base is 4 or 5 && !IsRipRelative ? SegmentRegister.Ss : SegmentRegister.Ds;
+            return Base is 4 or 5 && !IsRipRelative ? SegmentName.Ss : SegmentName.Ds;
         }
     }
 }

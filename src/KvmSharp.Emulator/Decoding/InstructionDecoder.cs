@@ -35,7 +35,7 @@ public static class InstructionDecoder
     {
         instruction = default;
         instruction.Mode = mode;
-        instruction.SegmentOverride = SegmentRegister.None;
+        instruction.SegmentOverride = SegmentName.None;
         instruction.Base = NoRegister;
         instruction.Index = NoRegister;
         instruction.Scale = 1;
@@ -67,7 +67,7 @@ public static class InstructionDecoder
         int rex = 0;
         int lastRep = 0;
         var prefixes = InstructionPrefixes.None;
-        var segment = SegmentRegister.None;
+        var segment = SegmentName.None;
         byte b;
 
         // Legacy prefixes in any order and number; a REX counts only right before the opcode.
@@ -81,12 +81,12 @@ public static class InstructionDecoder
             b = code[pos];
             switch (b)
             {
-                case 0x26: segment = SegmentRegister.Es; break;
-                case 0x2E: segment = SegmentRegister.Cs; break;
-                case 0x36: segment = SegmentRegister.Ss; break;
-                case 0x3E: segment = SegmentRegister.Ds; break;
-                case 0x64: segment = SegmentRegister.Fs; break;
-                case 0x65: segment = SegmentRegister.Gs; break;
+                case 0x26: segment = SegmentName.Es; break;
+                case 0x2E: segment = SegmentName.Cs; break;
+                case 0x36: segment = SegmentName.Ss; break;
+                case 0x3E: segment = SegmentName.Ds; break;
+                case 0x64: segment = SegmentName.Fs; break;
+                case 0x65: segment = SegmentName.Gs; break;
                 case 0x66: prefixes |= InstructionPrefixes.OperandSize; break;
                 case 0x67: prefixes |= InstructionPrefixes.AddressSize; break;
                 case 0xF0: prefixes |= InstructionPrefixes.Lock; break;

@@ -1,7 +1,7 @@
 namespace KvmSharp.Emulator.Decoding;
 
-/// <summary>Segment registers in their hardware encoding order (ModRM.reg of MOV Sreg).</summary>
-public enum SegmentRegister : byte
+/// <summary>Segment registers in their hardware encoding order (ModRM.reg of MOV Sreg); named apart from Hypervisor.SegmentRegister (the register state).</summary>
+public enum SegmentName : byte
 {
     /// <summary>ES.</summary>
     Es,
