@@ -90,4 +90,24 @@ public class RunEndingTests
 
         Assert.Equal(0x43, r.ExitCode);
     }
+
+    [Fact]
+    public void BootMarker_AtTheMmioAlias_IsReportedByStats()
+    {
+        Assert.SkipUnless(File.Exists("/dev/kvm"), "/dev/kvm is absent: this test runs guests on KVM.");
+        // movb $123,0xD0000000 (what the default guest's /init does with busybox devmem); xor %eax,%eax; out %eax,$0xf4
+        string kernel = WriteImage([0xc6, 0x05, 0x00, 0x00, 0x00, 0xd0, 0x7b, 0x31, 0xc0, 0xe7, 0xf4, 0xf4]);
+        try
+        {
+            var r = CliRunner.Run("run", "--kernel", kernel, "--memory", "64M", "--accel", "kvm", "--console", "file:/dev/null", "--stats");
+
+            Assert.Equal(1, r.ExitCode);
+            Assert.Matches(@"\nguest boot time \d+\.\d ms \(from VMM start to the boot timer marker\)\n", r.Output);
+            Assert.Contains("MmioWrite                1\n", r.Output);
+        }
+        finally
+        {
+            File.Delete(kernel);
+        }
+    }
 }

@@ -84,7 +84,7 @@ internal static class RunVerb
                     {
                         DemoCommand.PrintStatistics(app.Output, pc.Machine.Vcpus);
                         app.Output.WriteLine(pc.BootTimer.BootTime is { } t
-                            ? $"guest boot time {t.TotalMilliseconds:0.0} ms (marker written to port 0x{PcMachineBuilder.BootTimerPort:x})"
+                            ? $"guest boot time {t.TotalMilliseconds:0.0} ms (from VMM start to the boot timer marker)"
                             : "guest boot time: the guest wrote no boot marker");
                     }
 

@@ -24,6 +24,12 @@ public static class PcMachineBuilder
     public const ushort DebugExitPort = 0xF4;
     public const ushort BootTimerPort = 0x3F0;
 
+    /// <summary>
+    /// The boot timer's MMIO alias, for guests whose kernel has no /dev/port (Debian's cloud kernel): busybox
+    /// `devmem 0xD0000000 8 123`. In the MMIO hole, below the range future PCI BARs will use.
+    /// </summary>
+    public const ulong BootTimerMmio = 0xD000_0000;
+
     // VT-x needs three pages for its real-mode TSS and one for the EPT identity map; both sit in the
     // MMIO hole below 4 GiB where no RAM is (QEMU uses the same addresses).
     private const uint TssAddress = 0xFFFB_D000;
@@ -141,6 +147,7 @@ public static class PcMachineBuilder
 
         bootTimer = new BootTimer(time, started);
         io.Ports.Register(BootTimerPort, 1, bootTimer, "boot timer");
+        io.Mmio.Register(BootTimerMmio, 1, bootTimer, "boot timer (MMIO alias)");
 
         io.Ports.Register(DebugConsole.DefaultPort, 1, new DebugConsole(consoleOutput), "debugcon");
         return serial;
