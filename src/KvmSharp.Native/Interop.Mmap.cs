@@ -15,6 +15,7 @@ internal static partial class Interop
         internal const int MAP_PRIVATE = 0x02;
         internal const int MAP_ANONYMOUS = 0x20;
         internal const int MAP_NORESERVE = 0x4000;
+        internal const int MAP_32BIT = 0x40;
 
         internal static readonly nint MapFailed = -1;
 

@@ -38,6 +38,29 @@ public sealed class MemoryMapping : IDisposable
         return new MemoryMapping(address, length);
     }
 
+    /// <summary>
+    /// Read/write/execute anonymous memory in the low 2 GiB (MAP_32BIT), for code that must run in a 32-bit
+    /// code segment (the emulator's differential tests of instructions that only exist outside 64-bit mode).
+    /// </summary>
+    public static MemoryMapping AnonymousLowExecutable(ulong length)
+    {
+        ValidateLength(length);
+        nint address = Interop.Libc.Mmap(
+            0,
+            (nuint)length,
+            Interop.Libc.PROT_READ | Interop.Libc.PROT_WRITE | Interop.Libc.PROT_EXEC,
+            Interop.Libc.MAP_PRIVATE | Interop.Libc.MAP_ANONYMOUS | Interop.Libc.MAP_32BIT,
+            -1,
+            0);
+        if (address == Interop.Libc.MapFailed)
+        {
+            int errno = Errno.Last;
+            throw new NativeErrorException($"mmap(MAP_32BIT) of {length} bytes", errno);
+        }
+
+        return new MemoryMapping(address, length);
+    }
+
     /// <summary>A shared mapping of <paramref name="fd"/> (the vCPU's kvm_run area, for example).</summary>
     public static MemoryMapping Shared(FileDescriptor fd, ulong length, long offset = 0)
     {
