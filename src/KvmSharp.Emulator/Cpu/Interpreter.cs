@@ -231,8 +231,20 @@ public sealed class Interpreter
 
     private bool IsStackOperand => _insn.EffectiveSegment == SegmentName.Ss;
 
-    /// <summary>The linear address of the ModRM memory operand.</summary>
+    /// <summary>The linear address of the ModRM memory operand: its offset plus the FS/GS base.</summary>
     private ulong EffectiveAddress()
+    {
+        ulong address = OperandOffset();
+        return _insn.EffectiveSegment switch
+        {
+            SegmentName.Fs => address + _state.FsBase,
+            SegmentName.Gs => address + _state.GsBase,
+            _ => address,
+        };
+    }
+
+    /// <summary>displacement + base (or RIP) + index * scale, truncated to the address size: what LEA yields.</summary>
+    private ulong OperandOffset()
     {
         ulong address = _insn.Displacement;
         if (_insn.IsRipRelative)
@@ -254,12 +266,7 @@ public sealed class Interpreter
             address = (uint)address;
         }
 
-        return _insn.EffectiveSegment switch
-        {
-            SegmentName.Fs => address + _state.FsBase,
-            SegmentName.Gs => address + _state.GsBase,
-            _ => address,
-        };
+        return address;
     }
 
     // ---------------------------------------------------------------- registers
@@ -504,26 +511,7 @@ public sealed class Interpreter
 
     private bool ExecuteLea()
     {
-        ulong address = _insn.Displacement;
-        if (_insn.IsRipRelative)
-        {
-            address += _nextRip;
-        }
-        else if (_insn.Base != DecodedInstruction.NoRegister)
-        {
-            address += _state[_insn.Base];
-        }
-
-        if (_insn.Index != DecodedInstruction.NoRegister)
-        {
-            address += _state[_insn.Index] * _insn.Scale;
-        }
-
-        if (_insn.AddressSize == 4)
-        {
-            address = (uint)address;
-        }
-
+        ulong address = OperandOffset();
         WriteRegister(_insn.Reg, _insn.OperandSize, address); // no segment base: LEA yields the offset
         return true;
     }
