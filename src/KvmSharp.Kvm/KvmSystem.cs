@@ -33,25 +33,19 @@ public sealed unsafe class KvmSystem : IDisposable
             int version = Ioctl.TryInvoke(system._fd, KvmIoctls.KVM_GET_API_VERSION, 0);
             if (version < 0)
             {
-                throw new KvmUnavailableException(
-                    KvmUnavailableReason.DeviceError,
-                    $"'{path}' is not a KVM device (KVM_GET_API_VERSION failed: {Errno.Describe(-version)}). Pass the path of the KVM device node, normally /dev/kvm.");
+                throw new KvmUnavailableException(KvmUnavailableReason.DeviceError, NotAKvmDeviceMessage(path, -version));
             }
 
             if (version != KvmConstants.KVM_API_VERSION)
             {
-                throw new KvmUnavailableException(
-                    KvmUnavailableReason.ApiVersionMismatch,
-                    $"KVM API version {version} at '{path}' is not supported (KvmSharp needs version {KvmConstants.KVM_API_VERSION}). Use a Linux kernel from 2.6.22 or later.");
+                throw new KvmUnavailableException(KvmUnavailableReason.ApiVersionMismatch, UnsupportedApiVersionMessage(path, version));
             }
 
             foreach (var use in KvmCapabilities.UsedByVmm)
             {
                 if (use.Need == CapabilityNeed.Required && system.CheckExtension(use.Capability) <= 0)
                 {
-                    throw new KvmUnavailableException(
-                        KvmUnavailableReason.CapabilityMissing,
-                        $"KVM at '{path}' lacks {use.Name} ({use.Purpose}), which KvmSharp needs. Upgrade the host kernel.");
+                    throw new KvmUnavailableException(KvmUnavailableReason.CapabilityMissing, MissingCapabilityMessage(path, use));
                 }
             }
 
@@ -62,6 +56,19 @@ public sealed unsafe class KvmSystem : IDisposable
             system.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The user-facing line for a device node that does not answer KVM_GET_API_VERSION.</summary>
+    public static string NotAKvmDeviceMessage(string path, int errno)
+        => $"'{path}' is not a KVM device (KVM_GET_API_VERSION failed: {Errno.Describe(errno)}). Pass the path of the KVM device node, normally /dev/kvm.";
+
+    public static string UnsupportedApiVersionMessage(string path, int version)
+        => $"KVM API version {version} at '{path}' is not supported (KvmSharp needs version {KvmConstants.KVM_API_VERSION}). Use a Linux kernel from 2.6.22 or later.";
+
+    public static string MissingCapabilityMessage(string path, CapabilityUse use)
+    {
+        ArgumentNullException.ThrowIfNull(use);
+        return $"KVM at '{path}' lacks {use.Name} ({use.Purpose}), which KvmSharp needs. Upgrade the host kernel.";
     }
 
     /// <summary>Opens the device with clear errors but without version or capability checks (for <c>kvmsharp caps</c>).</summary>

@@ -42,8 +42,8 @@ public sealed record MachineExit(MachineExitReason Reason, IReadOnlyList<VcpuSto
     /// <summary>A conventional process exit code for this outcome (documented in README.md).</summary>
     public int ProcessExitCode => GuestExitCode ?? Reason switch
     {
-        MachineExitReason.AllVcpusHalted or MachineExitReason.PowerOff or MachineExitReason.StopRequested or MachineExitReason.DeviceRequestedStop => 0,
-        MachineExitReason.Reset => 0,
+        MachineExitReason.AllVcpusHalted or MachineExitReason.PowerOff or MachineExitReason.StopRequested
+            or MachineExitReason.DeviceRequestedStop or MachineExitReason.Reset => 0,
         MachineExitReason.Shutdown => 3,
         MachineExitReason.Debug => 4,
         MachineExitReason.BackendError => 5,

@@ -49,7 +49,7 @@ internal static class CapsCommand
             catch (KvmException e)
             {
                 Row(o, "Usable", "no");
-                return app.Fail(ExitCodes.KvmUnavailable, $"'{devicePath}' is not a KVM device (KVM_GET_API_VERSION failed: {Native.Errno.Describe(e.Errno)}). Pass the path of the KVM device node, normally /dev/kvm.");
+                return app.Fail(ExitCodes.KvmUnavailable, KvmSystem.NotAKvmDeviceMessage(devicePath, e.Errno));
             }
 
             Row(o, "API version", version == 12 ? "12 (supported)" : $"{version} (KvmSharp needs 12)");
@@ -60,7 +60,7 @@ internal static class CapsCommand
             Row(o, "Memory slots", system.CheckExtension(KvmCapability.NrMemslots).ToString(CultureInfo.InvariantCulture));
             o.WriteLine();
             o.WriteLine($"{"Capability",-36} {"State",-8} {"Need",-9} Used for");
-            string? missing = null;
+            CapabilityUse? missing = null;
             foreach (var use in KvmCapabilities.UsedByVmm)
             {
                 int value = system.CheckExtension(use.Capability);
@@ -74,7 +74,7 @@ internal static class CapsCommand
                 o.WriteLine($"{use.Name,-36} {state,-8} {need,-9} {use.Purpose}");
                 if (value == 0 && use.Need == CapabilityNeed.Required)
                 {
-                    missing ??= use.Name;
+                    missing ??= use;
                 }
             }
 
@@ -82,13 +82,13 @@ internal static class CapsCommand
             if (version != 12)
             {
                 Row(o, "Usable", "no");
-                return app.Fail(ExitCodes.KvmUnavailable, $"KVM API version {version} is not supported (KvmSharp needs 12). Use a Linux kernel from 2.6.22 or later.");
+                return app.Fail(ExitCodes.KvmUnavailable, KvmSystem.UnsupportedApiVersionMessage(devicePath, version));
             }
 
             if (missing is not null)
             {
                 Row(o, "Usable", "no");
-                return app.Fail(ExitCodes.KvmUnavailable, $"KVM lacks {missing}, which KvmSharp needs. Upgrade the host kernel.");
+                return app.Fail(ExitCodes.KvmUnavailable, KvmSystem.MissingCapabilityMessage(devicePath, missing));
             }
 
             Row(o, "Usable", host.Module == KvmModuleKind.Pvm

@@ -97,15 +97,27 @@ internal static class DemoCommand
         }
     }
 
-    internal static int Report(CliApp app, MachineExit exit) => exit.Reason switch
+    /// <summary>
+    /// The process exit status for <paramref name="exit"/> (<see cref="MachineExit.ProcessExitCode"/>), with one
+    /// line on stderr when the guest did not end normally.
+    /// </summary>
+    internal static int Report(CliApp app, MachineExit exit)
     {
-        MachineExitReason.AllVcpusHalted or MachineExitReason.StopRequested or MachineExitReason.PowerOff
-            or MachineExitReason.Reset or MachineExitReason.DeviceRequestedStop => ExitCodes.Success,
-        MachineExitReason.Shutdown => app.Fail(ExitCodes.GuestShutdown, "The guest shut down (triple fault)."),
-        MachineExitReason.Debug => app.Fail(ExitCodes.GuestDebugExit, $"The guest stopped at a debug exception ({Describe(exit)}) and no debugger is attached."),
-        MachineExitReason.BackendError => app.Fail(ExitCodes.BackendError, $"KVM could not run the guest: {Describe(exit)}."),
-        _ => app.Fail(ExitCodes.VmmError, $"The VMM failed on a vCPU thread: {exit.Error?.Message ?? "unknown error"}."),
-    };
+        int code = exit.ProcessExitCode;
+        if (exit.GuestExitCode is not null)
+        {
+            return code;
+        }
+
+        return exit.Reason switch
+        {
+            MachineExitReason.Shutdown => app.Fail(code, "The guest shut down (triple fault)."),
+            MachineExitReason.Debug => app.Fail(code, $"The guest stopped at a debug exception ({Describe(exit)}) and no debugger is attached."),
+            MachineExitReason.BackendError => app.Fail(code, $"KVM could not run the guest: {Describe(exit)}."),
+            MachineExitReason.VmmError => app.Fail(code, $"The VMM failed on a vCPU thread: {exit.Error?.Message ?? "unknown error"}."),
+            _ => code,
+        };
+    }
 
     private static string Describe(MachineExit exit)
     {

@@ -88,7 +88,7 @@ internal static class RunVerb
                             : "guest boot time: the guest wrote no boot marker");
                     }
 
-                    return Report(app, exit);
+                    return DemoCommand.Report(app, exit);
                 }
             }
         }
@@ -147,19 +147,5 @@ internal static class RunVerb
         {
             app.Error.WriteLine($"kvmsharp: using KVM ({host.Describe()}).");
         }
-    }
-
-    private static int Report(CliApp app, MachineExit exit)
-    {
-        if (exit.GuestExitCode is { } status)
-        {
-            return status;
-        }
-
-        return exit.Reason switch
-        {
-            MachineExitReason.Reset => ExitCodes.Success,
-            _ => DemoCommand.Report(app, exit),
-        };
     }
 }
