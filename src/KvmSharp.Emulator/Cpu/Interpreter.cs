@@ -9,36 +9,47 @@ using KvmSharp.Memory;
 namespace KvmSharp.Emulator.Cpu;
 
 /// <summary>
-/// The first slice of the software CPU: fetches, decodes and executes 64-bit-mode integer
-/// instructions with flat segments (FS/GS bases honoured). Faults come back as a
-/// <see cref="CpuException"/> with no architectural effect; nothing is delivered through the IDT
-/// yet. An instruction this slice does not implement raises #UD.
+/// The software CPU's interpreter: fetches, decodes and executes one instruction at a time in real mode, 16/32-bit
+/// protected mode, compatibility mode and 64-bit mode. An instruction that faults has no architectural effect and
+/// comes back as a <see cref="CpuException"/>; <see cref="DeliverException"/> then delivers it through the IDT.
 /// </summary>
 /// <remarks>
-/// Every memory access is translated by the <see cref="MemoryManagementUnit"/>; an access that
-/// crosses a 4 KiB boundary translates both pages before touching either. Physical addresses
-/// outside guest RAM read as all ones and drop writes (there is no MMIO routing yet).
+/// The interpreter is split by instruction family: this file holds the machinery every family uses (fetch,
+/// segmentation, memory through the MMU, registers, the stack, port I/O) and the dispatch; the families live in
+/// the other <c>Interpreter.*.cs</c> files. Every memory access is translated by the
+/// <see cref="MemoryManagementUnit"/>; an access that crosses a 4 KiB boundary translates both pages before
+/// touching either. Physical addresses outside guest RAM go to the <see cref="IVcpuIo"/> as MMIO.
 /// </remarks>
-public sealed class Interpreter
+public sealed partial class Interpreter
 {
     private const ulong PageMask = GuestMemory.PageSize - 1;
 
     private readonly CpuState _state;
     private readonly GuestMemory _memory;
     private readonly MemoryManagementUnit _mmu;
+    private readonly IVcpuIo _io;
+    private readonly ICpuPlatform _platform;
     private DecodedInstruction _insn;
     private CpuException _fault;
     private ulong _nextRip;
+    private CpuMode _mode;
+    private bool _stopAfterInstruction;
 
-    /// <summary>Creates an interpreter over <paramref name="state"/>, which must be in 64-bit mode.</summary>
-    /// <exception cref="ArgumentException">The state is not in long mode with paging, or its page tables are invalid.</exception>
-    public Interpreter(CpuState state, GuestMemory memory)
+    /// <summary>Creates an interpreter over <paramref name="state"/> in whatever mode it describes.</summary>
+    /// <param name="state">The architectural state.</param>
+    /// <param name="memory">Guest RAM.</param>
+    /// <param name="io">Port I/O and MMIO; null answers every port and non-RAM address like an empty bus.</param>
+    /// <param name="platform">TSC, platform MSRs and CR8; null uses a <see cref="StandalonePlatform"/>.</param>
+    /// <exception cref="ArgumentException">The paging state is invalid (a PAE PDPTE with reserved bits).</exception>
+    public Interpreter(CpuState state, GuestMemory memory, IVcpuIo? io = null, ICpuPlatform? platform = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(memory);
         _state = state;
         _memory = memory;
-        _mmu = new MemoryManagementUnit(memory);
+        _io = io ?? EmptyIo.Instance;
+        _platform = platform ?? new StandalonePlatform();
+        _mmu = new MemoryManagementUnit(memory, supports1GbPages: true);
         ReloadPaging();
     }
 
@@ -48,20 +59,23 @@ public sealed class Interpreter
     /// <summary>The MMU (its TLB caches translations: call <see cref="ReloadPaging"/> after editing page tables or CRs).</summary>
     public MemoryManagementUnit Mmu => _mmu;
 
+    /// <summary>The platform (TSC, MSRs, CR8).</summary>
+    public ICpuPlatform Platform => _platform;
+
+    /// <summary>Instructions retired since creation.</summary>
+    public ulong InstructionsRetired { get; private set; }
+
     /// <summary>Reloads the MMU from CR0/CR3/CR4/EFER in <see cref="State"/> and flushes the TLB.</summary>
-    /// <exception cref="ArgumentException">The state is not in 64-bit mode (CR0.PG, CR4.PAE, EFER.LMA).</exception>
+    /// <exception cref="ArgumentException">A PAE PDPTE sets a reserved bit.</exception>
     public void ReloadPaging()
     {
-        if ((_state.Cr0 & X86SystemRegisters.Cr0Pg) == 0 || (_state.Cr4 & X86SystemRegisters.Cr4Pae) == 0
-            || (_state.Efer & X86SystemRegisters.EferLma) == 0)
+        if (!_mmu.TryLoad(_state.Cr0, _state.Cr3, _state.Cr4, _state.Efer))
         {
-            ThrowNotLongMode();
+            ThrowBadPdpte();
         }
-
-        _mmu.TryLoad(_state.Cr0, _state.Cr3, _state.Cr4, _state.Efer);
     }
 
-    /// <summary>Runs until HLT, a fault, or <paramref name="maxInstructions"/> completed instructions.</summary>
+    /// <summary>Runs until HLT, an exception, an I/O stop, or <paramref name="maxInstructions"/> completed instructions.</summary>
     public RunResult Run(int maxInstructions)
     {
         int executed = 0;
@@ -74,9 +88,9 @@ public sealed class Interpreter
             }
 
             executed++;
-            if (result.Status == StepStatus.Halted)
+            if (result.Status != StepStatus.Executed)
             {
-                return new RunResult(StepStatus.Halted, executed, default);
+                return new RunResult(result.Status, executed, default);
             }
         }
 
@@ -86,25 +100,44 @@ public sealed class Interpreter
     /// <summary>Executes one instruction.</summary>
     public StepResult Step()
     {
+        _mode = _state.Mode;
+        bool shadow = _state.InterruptShadow;
         if (!Fetch())
         {
             return new StepResult(StepStatus.Exception, _fault);
         }
 
         _nextRip = _state.Rip + _insn.Length;
+        if (_mode != CpuMode.Long64)
+        {
+            _nextRip &= _mode == CpuMode.Protected32 ? 0xFFFF_FFFFUL : 0xFFFFUL;
+        }
+
+        _stopAfterInstruction = false;
         var status = Execute();
         if (status == StepStatus.Exception)
         {
             return new StepResult(StepStatus.Exception, _fault);
         }
 
+        if (shadow)
+        {
+            _state.InterruptShadow = false; // the shadow covers one instruction (STI/MOV SS set it again for the next)
+        }
+
         _state.Rip = _nextRip;
+        InstructionsRetired++;
+        if (_stopAfterInstruction && status == StepStatus.Executed)
+        {
+            status = StepStatus.IoStop;
+        }
+
         return new StepResult(status, default);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void ThrowNotLongMode() =>
-        throw new ArgumentException("The interpreter runs 64-bit code only. Set CR0.PE|PG, CR4.PAE and EFER.LME|LMA before creating it.", "state");
+    private static void ThrowBadPdpte() =>
+        throw new ArgumentException("CR3 points at PAE page-directory-pointer entries with reserved bits set.", "state");
 
     // ---------------------------------------------------------------- fetch
 
@@ -112,24 +145,39 @@ public sealed class Interpreter
     {
         Span<byte> code = stackalloc byte[InstructionDecoder.MaxInstructionLength];
         ulong rip = _state.Rip;
-        if (!Translate(rip, MemoryAccess.Execute, false, out ulong physical))
+        int available = code.Length;
+        ulong linear = rip;
+        if (_mode != CpuMode.Long64)
+        {
+            ref var cs = ref _state.Cs;
+            if (rip > cs.Limit)
+            {
+                return Fault(CpuException.GeneralProtection);
+            }
+
+            available = (int)Math.Min((ulong)available, (ulong)cs.Limit - rip + 1);
+            linear = (uint)(cs.Base + rip);
+        }
+
+        if (!Translate(linear, MemoryAccess.Execute, false, out ulong physical))
         {
             return false;
         }
 
-        int first = (int)Math.Min((ulong)code.Length, GuestMemory.PageSize - (rip & PageMask));
+        int first = (int)Math.Min((ulong)available, GuestMemory.PageSize - (linear & PageMask));
         ReadPhysical(physical, code[..first]);
-        var status = InstructionDecoder.Decode(code[..first], CpuMode.Long64, ref _insn);
-        if (status == DecodeStatus.NeedMoreBytes && first < code.Length)
+        var status = InstructionDecoder.Decode(code[..first], _mode, ref _insn);
+        if (status == DecodeStatus.NeedMoreBytes && first < available)
         {
             // The instruction continues on the next page: fetch it only now, so its #PF is reported only when needed.
-            if (!Translate(rip + (ulong)first, MemoryAccess.Execute, false, out ulong next))
+            ulong nextLinear = _mode == CpuMode.Long64 ? linear + (ulong)first : (uint)(linear + (ulong)first);
+            if (!Translate(nextLinear, MemoryAccess.Execute, false, out ulong next))
             {
                 return false;
             }
 
-            ReadPhysical(next, code[first..]);
-            status = InstructionDecoder.Decode(code, CpuMode.Long64, ref _insn);
+            ReadPhysical(next, code[first..available]);
+            status = InstructionDecoder.Decode(code[..available], _mode, ref _insn);
         }
 
         switch (status)
@@ -137,13 +185,17 @@ public sealed class Interpreter
             case DecodeStatus.Ok:
                 return true;
             case DecodeStatus.Invalid:
+                UndefinedOpcodes.Record(_insn);
                 return Fault(CpuException.InvalidOpcode);
             default:
-                return Fault(CpuException.GeneralProtection);
+                return Fault(CpuException.GeneralProtection); // longer than 15 bytes, or beyond the CS limit
         }
     }
 
-    // ---------------------------------------------------------------- memory
+    /// <summary>Counts of fetched encodings that raised #UD, by opcode.</summary>
+    public UndefinedOpcodeCounters UndefinedOpcodes { get; } = new();
+
+    // ---------------------------------------------------------------- faults
 
     private bool Fault(CpuException exception)
     {
@@ -151,50 +203,84 @@ public sealed class Interpreter
         return false;
     }
 
+    /// <summary>#UD for an encoding the decoder accepts but this CPU does not implement; counted.</summary>
+    private bool Unimplemented()
+    {
+        UndefinedOpcodes.Record(_insn);
+        return Fault(CpuException.InvalidOpcode);
+    }
+
+    private bool GeneralProtection() => Fault(CpuException.GeneralProtection);
+
+    private bool SegmentFault(SegmentName segment) =>
+        Fault(segment == SegmentName.Ss ? CpuException.StackFault : CpuException.GeneralProtection);
+
+    // ---------------------------------------------------------------- linear and physical memory
+
     private AccessPrivilege Privilege => _state.Cpl == 3 ? AccessPrivilege.User : AccessPrivilege.Supervisor;
 
-    private bool Translate(ulong linear, MemoryAccess access, bool stack, out ulong physical)
+    private bool Translate(ulong linear, MemoryAccess access, bool stack, out ulong physical) =>
+        Translate(linear, access, Privilege, out physical);
+
+    private bool Translate(ulong linear, MemoryAccess access, AccessPrivilege privilege, out ulong physical)
     {
-        var status = _mmu.Translate(linear, access, Privilege, out physical, out var pageFault);
-        switch (status)
+        var status = _mmu.Translate(linear, access, privilege, out physical, out var pageFault);
+        if (status == TranslationStatus.Ok)
         {
-            case TranslationStatus.Ok:
-                return true;
-            case TranslationStatus.PageFault:
-                _state.Cr2 = pageFault.LinearAddress;
-                return Fault(CpuException.PageFault((uint)pageFault.ErrorCode));
-            default:
-                return Fault(stack ? CpuException.StackFault : CpuException.GeneralProtection);
+            return true;
         }
+
+        if (status == TranslationStatus.PageFault)
+        {
+            _state.Cr2 = pageFault.LinearAddress;
+            return Fault(CpuException.PageFault((uint)pageFault.ErrorCode));
+        }
+
+        return Fault(CpuException.GeneralProtection);
     }
 
     private void ReadPhysical(ulong physical, Span<byte> destination)
     {
         if (!_memory.TryRead(physical, destination))
         {
-            destination.Fill(0xFF);
+            _io.MmioRead(physical, destination);
+            _stopAfterInstruction |= _io.StopRequested;
         }
     }
 
-    private void WritePhysical(ulong physical, ReadOnlySpan<byte> source) => _memory.TryWrite(physical, source);
+    private void WritePhysical(ulong physical, ReadOnlySpan<byte> source)
+    {
+        if (!_memory.TryWrite(physical, source))
+        {
+            _io.MmioWrite(physical, source);
+            _stopAfterInstruction |= _io.StopRequested;
+        }
+    }
 
-    /// <summary>Translates the one or two pages an access of <paramref name="size"/> bytes touches.</summary>
-    private bool TranslateRange(ulong linear, int size, MemoryAccess access, bool stack, out ulong first, out ulong second, out int firstLength)
+    /// <summary>Translates the one or two pages an access of <paramref name="size"/> (at most 4096) bytes touches.</summary>
+    private bool TranslateRange(ulong linear, int size, MemoryAccess access, AccessPrivilege privilege, out ulong first, out ulong second, out int firstLength)
     {
         second = 0;
         firstLength = (int)Math.Min((ulong)size, GuestMemory.PageSize - (linear & PageMask));
-        if (!Translate(linear, access, stack, out first))
+        if (!Translate(linear, access, privilege, out first))
         {
             return false;
         }
 
-        return firstLength == size || Translate(linear + (ulong)firstLength, access, stack, out second);
+        ulong next = linear + (ulong)firstLength;
+        if (_mode != CpuMode.Long64 && (_state.Efer & X86SystemRegisters.EferLma) == 0)
+        {
+            next = (uint)next; // linear addresses wrap at 4 GiB outside long mode
+        }
+
+        return firstLength == size || Translate(next, access, privilege, out second);
     }
 
-    private bool ReadLinear(ulong linear, int size, MemoryAccess access, bool stack, out ulong value)
+    /// <summary>Reads up to 8 bytes at a linear address, zero-extended.</summary>
+    private bool ReadLinear(ulong linear, int size, MemoryAccess access, AccessPrivilege privilege, out ulong value)
     {
         value = 0;
-        if (!TranslateRange(linear, size, access, stack, out ulong first, out ulong second, out int firstLength))
+        if (!TranslateRange(linear, size, access, privilege, out ulong first, out ulong second, out int firstLength))
         {
             return false;
         }
@@ -211,9 +297,10 @@ public sealed class Interpreter
         return true;
     }
 
-    private bool WriteLinear(ulong linear, int size, ulong value, bool stack)
+    /// <summary>Writes the low <paramref name="size"/> (at most 8) bytes of <paramref name="value"/> at a linear address.</summary>
+    private bool WriteLinear(ulong linear, int size, ulong value, AccessPrivilege privilege)
     {
-        if (!TranslateRange(linear, size, MemoryAccess.Write, stack, out ulong first, out ulong second, out int firstLength))
+        if (!TranslateRange(linear, size, MemoryAccess.Write, privilege, out ulong first, out ulong second, out int firstLength))
         {
             return false;
         }
@@ -229,21 +316,116 @@ public sealed class Interpreter
         return true;
     }
 
-    private bool IsStackOperand => _insn.EffectiveSegment == SegmentName.Ss;
-
-    /// <summary>The linear address of the ModRM memory operand: its offset plus the FS/GS base.</summary>
-    private ulong EffectiveAddress()
+    /// <summary>Reads <paramref name="destination"/>.Length (at most 4096) bytes at a linear address.</summary>
+    private bool ReadLinearBytes(ulong linear, Span<byte> destination, MemoryAccess access, AccessPrivilege privilege)
     {
-        ulong address = OperandOffset();
-        return _insn.EffectiveSegment switch
+        if (!TranslateRange(linear, destination.Length, access, privilege, out ulong first, out ulong second, out int firstLength))
         {
-            SegmentName.Fs => address + _state.FsBase,
-            SegmentName.Gs => address + _state.GsBase,
-            _ => address,
-        };
+            return false;
+        }
+
+        ReadPhysical(first, destination[..firstLength]);
+        if (firstLength < destination.Length)
+        {
+            ReadPhysical(second, destination[firstLength..]);
+        }
+
+        return true;
     }
 
-    /// <summary>displacement + base (or RIP) + index * scale, truncated to the address size: what LEA yields.</summary>
+    /// <summary>Writes <paramref name="source"/> (at most 4096 bytes) at a linear address; both pages are checked first.</summary>
+    private bool WriteLinearBytes(ulong linear, ReadOnlySpan<byte> source, AccessPrivilege privilege)
+    {
+        if (!TranslateRange(linear, source.Length, MemoryAccess.Write, privilege, out ulong first, out ulong second, out int firstLength))
+        {
+            return false;
+        }
+
+        WritePhysical(first, source[..firstLength]);
+        if (firstLength < source.Length)
+        {
+            WritePhysical(second, source[firstLength..]);
+        }
+
+        return true;
+    }
+
+    // ---------------------------------------------------------------- segmentation
+
+    /// <summary>
+    /// Turns <paramref name="segment"/>:<paramref name="offset"/> into a linear address for an access of
+    /// <paramref name="size"/> bytes, with the checks of the current mode: canonical form in 64-bit mode (FS/GS add
+    /// their base); elsewhere a usable segment, type (no writes to code or read-only data, no reads of execute-only
+    /// code) and limit (expand-up or expand-down). #SS(0) for SS, #GP(0) otherwise.
+    /// </summary>
+    private bool Linear(SegmentName segment, ulong offset, int size, MemoryAccess access, out ulong linear)
+    {
+        if (_mode == CpuMode.Long64)
+        {
+            linear = segment >= SegmentName.Fs ? offset + _state.Segment(segment).Base : offset;
+            return (IsCanonical(linear) && IsCanonical(linear + (ulong)size - 1)) || SegmentFault(segment);
+        }
+
+        ref var s = ref _state.Segment(segment);
+        linear = 0;
+        if (_mode != CpuMode.Real16)
+        {
+            if (s.Unusable != 0 || s.Present == 0)
+            {
+                return SegmentFault(segment);
+            }
+
+            bool code = (s.Type & 8) != 0;
+            if (access == MemoryAccess.Write ? code || (s.Type & 2) == 0 : code && (s.Type & 2) == 0)
+            {
+                return SegmentFault(segment);
+            }
+        }
+
+        ulong last = offset + (ulong)size - 1;
+        bool within = (s.Type & 0xC) == 4
+            ? offset > s.Limit && last <= (s.Db != 0 ? 0xFFFF_FFFFUL : 0xFFFFUL) // expand-down data
+            : last <= s.Limit;
+        if (!within)
+        {
+            return SegmentFault(segment);
+        }
+
+        linear = (uint)(s.Base + offset);
+        return true;
+    }
+
+    /// <summary>Reads 1-8 bytes at <paramref name="segment"/>:<paramref name="offset"/>.</summary>
+    private bool ReadMemory(SegmentName segment, ulong offset, int size, MemoryAccess access, out ulong value)
+    {
+        if (!Linear(segment, offset, size, access == MemoryAccess.Write ? MemoryAccess.Write : MemoryAccess.Read, out ulong linear))
+        {
+            value = 0;
+            return false;
+        }
+
+        return ReadLinear(linear, size, access, Privilege, out value);
+    }
+
+    /// <summary>Writes 1-8 bytes at <paramref name="segment"/>:<paramref name="offset"/>.</summary>
+    private bool WriteMemory(SegmentName segment, ulong offset, int size, ulong value) =>
+        Linear(segment, offset, size, MemoryAccess.Write, out ulong linear) && WriteLinear(linear, size, value, Privilege);
+
+    /// <summary>Reads any number of bytes (up to 4096) at <paramref name="segment"/>:<paramref name="offset"/>.</summary>
+    private bool ReadMemoryBytes(SegmentName segment, ulong offset, Span<byte> destination, MemoryAccess access = MemoryAccess.Read) =>
+        Linear(segment, offset, destination.Length, access, out ulong linear) && ReadLinearBytes(linear, destination, access, Privilege);
+
+    /// <summary>Writes any number of bytes (up to 4096) at <paramref name="segment"/>:<paramref name="offset"/>.</summary>
+    private bool WriteMemoryBytes(SegmentName segment, ulong offset, ReadOnlySpan<byte> source) =>
+        Linear(segment, offset, source.Length, MemoryAccess.Write, out ulong linear) && WriteLinearBytes(linear, source, Privilege);
+
+    /// <summary>The linear address of a memory operand, for alignment checks (no segment checks).</summary>
+    private ulong LinearAddressOf(SegmentName segment, ulong offset) =>
+        _mode == CpuMode.Long64
+            ? (segment >= SegmentName.Fs ? offset + _state.Segment(segment).Base : offset)
+            : (uint)(_state.Segment(segment).Base + offset);
+
+    /// <summary>The offset of the ModRM memory operand: displacement + base (or RIP) + index * scale, truncated to the address size: what LEA yields.</summary>
     private ulong OperandOffset()
     {
         ulong address = _insn.Displacement;
@@ -261,13 +443,21 @@ public sealed class Interpreter
             address += _state[_insn.Index] * _insn.Scale;
         }
 
-        if (_insn.AddressSize == 4)
+        return _insn.AddressSize switch
         {
-            address = (uint)address;
-        }
-
-        return address;
+            4 => (uint)address,
+            2 => address & 0xFFFF,
+            _ => address,
+        };
     }
+
+    /// <summary>The address-size mask (for RSI/RDI/RCX in string instructions, LOOP, XLAT).</summary>
+    private ulong AddressMask => _insn.AddressSize switch
+    {
+        2 => 0xFFFF,
+        4 => 0xFFFF_FFFF,
+        _ => ulong.MaxValue,
+    };
 
     // ---------------------------------------------------------------- registers
 
@@ -318,7 +508,7 @@ public sealed class Interpreter
             return true;
         }
 
-        return ReadLinear(EffectiveAddress(), size, access, IsStackOperand, out value);
+        return ReadMemory(_insn.EffectiveSegment, OperandOffset(), size, access, out value);
     }
 
     private bool WriteRm(int size, ulong value)
@@ -329,38 +519,109 @@ public sealed class Interpreter
             return true;
         }
 
-        return WriteLinear(EffectiveAddress(), size, value, IsStackOperand);
+        return WriteMemory(_insn.EffectiveSegment, OperandOffset(), size, value);
     }
+
+    /// <summary>Reads the ModRM memory operand's bytes (any size up to 4096; the caller checked it is memory).</summary>
+    private bool ReadRmBytes(Span<byte> destination) =>
+        ReadMemoryBytes(_insn.EffectiveSegment, OperandOffset(), destination);
+
+    /// <summary>Writes the ModRM memory operand's bytes (the caller checked it is memory).</summary>
+    private bool WriteRmBytes(ReadOnlySpan<byte> source) =>
+        WriteMemoryBytes(_insn.EffectiveSegment, OperandOffset(), source);
 
     // ---------------------------------------------------------------- stack
 
+    /// <summary>The width of the stack pointer: 8 in 64-bit mode, else 4 or 2 by SS.B.</summary>
+    private int StackAddressSize => _mode == CpuMode.Long64 ? 8 : _state.Ss.Db != 0 ? 4 : 2;
+
+    private ulong StackPointer => StackAddressSize switch
+    {
+        8 => _state.Rsp,
+        4 => (uint)_state.Rsp,
+        _ => _state.Rsp & 0xFFFF,
+    };
+
+    private void SetStackPointer(ulong value)
+    {
+        switch (StackAddressSize)
+        {
+            case 8:
+                _state.Rsp = value;
+                break;
+            case 4:
+                _state.Rsp = (uint)value;
+                break;
+            default:
+                _state.Rsp = (_state.Rsp & ~0xFFFFUL) | (value & 0xFFFF);
+                break;
+        }
+    }
+
     private bool Push(ulong value, int size)
     {
-        ulong rsp = _state.Rsp - (ulong)size;
-        if (!WriteLinear(rsp, size, value, true))
+        ulong rsp = StackPointer - (ulong)size;
+        if (StackAddressSize == 2)
+        {
+            rsp &= 0xFFFF;
+        }
+        else if (StackAddressSize == 4)
+        {
+            rsp = (uint)rsp;
+        }
+
+        if (!WriteMemory(SegmentName.Ss, rsp, size, value))
         {
             return false;
         }
 
-        _state.Rsp = rsp;
+        SetStackPointer(rsp);
         return true;
     }
 
-    private bool PeekStack(int size, out ulong value) => ReadLinear(_state.Rsp, size, MemoryAccess.Read, true, out value);
+    /// <summary>Reads the value <paramref name="depth"/> bytes above the top of the stack.</summary>
+    private bool PeekStack(int size, out ulong value, int depth = 0)
+    {
+        ulong offset = StackPointer + (ulong)depth;
+        if (StackAddressSize == 2)
+        {
+            offset &= 0xFFFF;
+        }
+        else if (StackAddressSize == 4)
+        {
+            offset = (uint)offset;
+        }
+
+        return ReadMemory(SegmentName.Ss, offset, size, MemoryAccess.Read, out value);
+    }
+
+    /// <summary>Pops <paramref name="size"/> bytes after a successful <see cref="PeekStack"/>.</summary>
+    private void DiscardStack(ulong bytes) => SetStackPointer(StackPointer + bytes);
+
+    // ---------------------------------------------------------------- control flow
 
     private static bool IsCanonical(ulong address) => (ulong)((long)(address << 16) >> 16) == address;
 
+    /// <summary>A near branch within CS: canonical in 64-bit mode, within the CS limit elsewhere.</summary>
     private bool Branch(ulong target)
     {
-        if (!IsCanonical(target))
+        if (_mode == CpuMode.Long64)
         {
-            return Fault(CpuException.GeneralProtection);
+            if (!IsCanonical(target))
+            {
+                return GeneralProtection();
+            }
+        }
+        else if (target > _state.Cs.Limit)
+        {
+            return GeneralProtection();
         }
 
         _nextRip = target;
         return true;
     }
 
+    /// <summary>The target of a relative branch, truncated to the operand size outside 64-bit mode.</summary>
     private bool RelativeTarget(out ulong target)
     {
         target = _nextRip + (ulong)_insn.SignedImmediate;
@@ -368,8 +629,12 @@ public sealed class Interpreter
         {
             target &= 0xFFFF;
         }
+        else if (_mode != CpuMode.Long64)
+        {
+            target = (uint)target;
+        }
 
-        return IsCanonical(target) || Fault(CpuException.GeneralProtection);
+        return true;
     }
 
     private bool Condition(int condition)
@@ -394,7 +659,84 @@ public sealed class Interpreter
         return result ^ ((condition & 1) != 0);
     }
 
-    // ---------------------------------------------------------------- execute
+    // ---------------------------------------------------------------- port I/O
+
+    /// <summary>
+    /// Whether the current privilege may access <paramref name="size"/> ports from <paramref name="port"/>: always in
+    /// real mode; in protected mode when CPL &lt;= IOPL, else when the TSS I/O permission bitmap clears every bit.
+    /// </summary>
+    private bool PortAllowed(ushort port, int size)
+    {
+        if (_mode == CpuMode.Real16 && (_state.RFlags & Flags.VM) == 0)
+        {
+            return true;
+        }
+
+        int iopl = (int)((_state.RFlags & Flags.Iopl) >> Flags.IoplShift);
+        if (_state.Cpl <= iopl && (_state.RFlags & Flags.VM) == 0)
+        {
+            return true;
+        }
+
+        // A 32/64-bit TSS (type 9 or 11) holds the bitmap's offset at 0x66; every bit for the ports must be in the limit and clear.
+        ref var tr = ref _state.Tr;
+        if ((tr.Type & 7) != 1 || tr.Limit < 0x67)
+        {
+            return false;
+        }
+
+        if (!ReadLinear(tr.Base + 0x66, 2, MemoryAccess.Read, AccessPrivilege.Supervisor, out ulong bitmapOffset))
+        {
+            return false;
+        }
+
+        ulong byteOffset = bitmapOffset + (ulong)(port >> 3);
+        if (byteOffset + 1 > tr.Limit)
+        {
+            return false;
+        }
+
+        if (!ReadLinear(tr.Base + byteOffset, 2, MemoryAccess.Read, AccessPrivilege.Supervisor, out ulong bits))
+        {
+            return false;
+        }
+
+        ulong mask = ((1UL << size) - 1) << (port & 7);
+        return (bits & mask) == 0;
+    }
+
+    private bool PortIn(ushort port, int size, out ulong value)
+    {
+        value = 0;
+        if (!PortAllowed(port, size))
+        {
+            // A page fault on the bitmap read already set the fault; otherwise the access is refused with #GP(0).
+            return _fault.Vector == ExceptionVector.PageFault && _fault.ErrorCode != 0 ? false : GeneralProtection();
+        }
+
+        Span<byte> bytes = stackalloc byte[8];
+        bytes.Clear();
+        _io.PortRead(port, bytes[..size]);
+        value = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        _stopAfterInstruction |= _io.StopRequested;
+        return true;
+    }
+
+    private bool PortOut(ushort port, int size, ulong value)
+    {
+        if (!PortAllowed(port, size))
+        {
+            return GeneralProtection();
+        }
+
+        Span<byte> bytes = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
+        _io.PortWrite(port, bytes[..size]);
+        _stopAfterInstruction |= _io.StopRequested;
+        return true;
+    }
+
+    // ---------------------------------------------------------------- dispatch
 
     private StepStatus Execute()
     {
@@ -429,8 +771,8 @@ public sealed class Interpreter
             Mnemonic.Clc => SetFlags(_state.RFlags & ~Flags.CF),
             Mnemonic.Stc => SetFlags(_state.RFlags | Flags.CF),
             Mnemonic.Cmc => SetFlags(_state.RFlags ^ Flags.CF),
-            Mnemonic.Hlt => _state.Cpl == 0 || Fault(CpuException.GeneralProtection),
-            _ => Fault(CpuException.InvalidOpcode),
+            Mnemonic.Hlt => _state.Cpl == 0 || GeneralProtection(),
+            _ => ExecuteOther(),
         };
 
         if (!ok)
@@ -439,6 +781,43 @@ public sealed class Interpreter
         }
 
         return _insn.Op == Mnemonic.Hlt ? StepStatus.Halted : StepStatus.Executed;
+    }
+
+    /// <summary>Routes what the core switch does not handle to its family: x87, SSE/MMX, system, other integer.</summary>
+    private bool ExecuteOther()
+    {
+        if (_insn.Map == OpcodeMap.OneByte && (_insn.Opcode is >= 0xD8 and <= 0xDF || _insn.Opcode == 0x9B))
+        {
+            return ExecuteX87();
+        }
+
+        if (IsSimdInstruction())
+        {
+            return ExecuteSimd();
+        }
+
+        return ExecuteSystem();
+    }
+
+    /// <summary>
+    /// MMX/SSE/SSE2 encodings and their state instructions: the 0F38/0F3A maps, 0F 10-17, 28-2F, 50-7F, C2-C6,
+    /// D0-FF, and group 15 (0F AE: FXSAVE/FXRSTOR/LDMXCSR/STMXCSR/XSAVE/fences/CLFLUSH).
+    /// </summary>
+    private bool IsSimdInstruction()
+    {
+        if (_insn.Map is OpcodeMap.Map0F38 or OpcodeMap.Map0F3A)
+        {
+            return true;
+        }
+
+        if (_insn.Map != OpcodeMap.Map0F)
+        {
+            return false;
+        }
+
+        byte op = _insn.Opcode;
+        return op is (>= 0x10 and <= 0x17) or (>= 0x28 and <= 0x2F) or (>= 0x50 and <= 0x7F)
+            or (>= 0xC2 and <= 0xC6) or >= 0xD0 or 0xAE or 0x77;
     }
 
     private bool SetFlags(ulong rflags)
@@ -465,535 +844,23 @@ public sealed class Interpreter
         return true;
     }
 
-    private bool ExecuteMov()
+    /// <summary>An <see cref="IVcpuIo"/> with nothing on it: reads all ones, ignores writes.</summary>
+    private sealed class EmptyIo : IVcpuIo
     {
-        int size = _insn.OperandSize;
-        byte opcode = _insn.Opcode;
-        switch (opcode)
-        {
-            case 0x88 or 0x89:
-                return WriteRm(size, ReadRegister(_insn.Reg, size));
-            case 0x8A or 0x8B:
-                if (!ReadRm(size, MemoryAccess.Read, out ulong value))
-                {
-                    return false;
-                }
+        public static readonly EmptyIo Instance = new();
 
-                WriteRegister(_insn.Reg, size, value);
-                return true;
-            case >= 0xB0 and <= 0xBF:
-                WriteRegister(_insn.OpcodeRegister, size, _insn.Immediate);
-                return true;
-            case 0xC6 or 0xC7:
-                return WriteRm(size, (ulong)_insn.SignedImmediate);
-            default:
-                return Fault(CpuException.InvalidOpcode); // A0-A3 (moffs): not in this slice
-        }
-    }
+        public bool StopRequested => false;
 
-    private bool ExecuteMoveExtend()
-    {
-        int size = _insn.OperandSize;
-        int sourceSize = _insn.Op == Mnemonic.Movsxd ? Math.Min(size, 4) : (_insn.Opcode & 1) == 0 ? 1 : 2;
-        if (!ReadRm(sourceSize, MemoryAccess.Read, out ulong value))
+        public void PortRead(ushort port, Span<byte> data) => data.Fill(0xFF);
+
+        public void PortWrite(ushort port, ReadOnlySpan<byte> data)
         {
-            return false;
         }
 
-        if (_insn.Op != Mnemonic.Movzx)
+        public void MmioRead(ulong address, Span<byte> data) => data.Fill(0xFF);
+
+        public void MmioWrite(ulong address, ReadOnlySpan<byte> data)
         {
-            value = (ulong)Alu.SignExtend(value, sourceSize);
         }
-
-        WriteRegister(_insn.Reg, size, value);
-        return true;
-    }
-
-    private bool ExecuteLea()
-    {
-        ulong address = OperandOffset();
-        WriteRegister(_insn.Reg, _insn.OperandSize, address); // no segment base: LEA yields the offset
-        return true;
-    }
-
-    private AluResult Arithmetic(ulong a, ulong b, int size)
-    {
-        ulong f = _state.RFlags;
-        return _insn.Op switch
-        {
-            Mnemonic.Add => Alu.Add(a, b, size, f),
-            Mnemonic.Or => Alu.Or(a, b, size, f),
-            Mnemonic.Adc => Alu.Adc(a, b, size, f),
-            Mnemonic.Sbb => Alu.Sbb(a, b, size, f),
-            Mnemonic.And => Alu.And(a, b, size, f),
-            Mnemonic.Sub => Alu.Sub(a, b, size, f),
-            Mnemonic.Xor => Alu.Xor(a, b, size, f),
-            _ => new AluResult(a, Alu.Cmp(a, b, size, f)),
-        };
-    }
-
-    private bool ExecuteAlu()
-    {
-        int size = _insn.OperandSize;
-        bool writes = _insn.Op != Mnemonic.Cmp;
-        var access = writes ? MemoryAccess.Write : MemoryAccess.Read;
-        ulong mask = Alu.SizeMask(size);
-        if (_insn.Opcode is >= 0x80 and <= 0x83)
-        {
-            // r/m, imm: 83 sign-extends imm8, 81 sign-extends imm32 to 64 bits.
-            if (!ReadRm(size, access, out ulong dest))
-            {
-                return false;
-            }
-
-            var r = Arithmetic(dest, (ulong)_insn.SignedImmediate & mask, size);
-            return Commit(writes, size, r, toRm: true);
-        }
-
-        switch (_insn.Opcode & 7)
-        {
-            case 0 or 1:
-            {
-                if (!ReadRm(size, access, out ulong dest))
-                {
-                    return false;
-                }
-
-                var r = Arithmetic(dest, ReadRegister(_insn.Reg, size), size);
-                return Commit(writes, size, r, toRm: true);
-            }
-
-            case 2 or 3:
-            {
-                if (!ReadRm(size, MemoryAccess.Read, out ulong source))
-                {
-                    return false;
-                }
-
-                var r = Arithmetic(ReadRegister(_insn.Reg, size), source, size);
-                return Commit(writes, size, r, toRm: false);
-            }
-
-            default:
-            {
-                var r = Arithmetic(ReadRegister(Gpr.Rax, size), (ulong)_insn.SignedImmediate & mask, size);
-                if (writes)
-                {
-                    WriteRegister(Gpr.Rax, size, r.Value);
-                }
-
-                _state.RFlags = r.RFlags;
-                return true;
-            }
-        }
-    }
-
-    private bool Commit(bool writes, int size, AluResult result, bool toRm)
-    {
-        if (writes)
-        {
-            if (toRm)
-            {
-                if (!WriteRm(size, result.Value))
-                {
-                    return false;
-                }
-            }
-            else
-            {
-                WriteRegister(_insn.Reg, size, result.Value);
-            }
-        }
-
-        _state.RFlags = result.RFlags;
-        return true;
-    }
-
-    private bool ExecuteTest()
-    {
-        int size = _insn.OperandSize;
-        ulong a;
-        ulong b;
-        switch (_insn.Opcode)
-        {
-            case 0x84 or 0x85:
-                if (!ReadRm(size, MemoryAccess.Read, out a))
-                {
-                    return false;
-                }
-
-                b = ReadRegister(_insn.Reg, size);
-                break;
-            case 0xA8 or 0xA9:
-                a = ReadRegister(Gpr.Rax, size);
-                b = (ulong)_insn.SignedImmediate;
-                break;
-            default: // F6/F7 /0 /1
-                if (!ReadRm(size, MemoryAccess.Read, out a))
-                {
-                    return false;
-                }
-
-                b = (ulong)_insn.SignedImmediate;
-                break;
-        }
-
-        _state.RFlags = Alu.Test(a, b & Alu.SizeMask(size), size, _state.RFlags);
-        return true;
-    }
-
-    private bool ExecuteUnary()
-    {
-        int size = _insn.OperandSize;
-        if (!ReadRm(size, MemoryAccess.Write, out ulong value))
-        {
-            return false;
-        }
-
-        ulong f = _state.RFlags;
-        var r = _insn.Op switch
-        {
-            Mnemonic.Inc => Alu.Inc(value, size, f),
-            Mnemonic.Dec => Alu.Dec(value, size, f),
-            Mnemonic.Neg => Alu.Neg(value, size, f),
-            _ => new AluResult(Alu.Not(value, size), f),
-        };
-        return Commit(true, size, r, toRm: true);
-    }
-
-    private bool ExecuteShift()
-    {
-        int size = _insn.OperandSize;
-        ulong count = _insn.Opcode switch
-        {
-            0xC0 or 0xC1 => _insn.Immediate,
-            0xD0 or 0xD1 => 1,
-            _ => _state.Rcx & 0xFF,
-        };
-        if (!ReadRm(size, MemoryAccess.Write, out ulong value))
-        {
-            return false;
-        }
-
-        ulong f = _state.RFlags;
-        var r = _insn.Op switch
-        {
-            Mnemonic.Rol => Alu.Rol(value, count, size, f),
-            Mnemonic.Ror => Alu.Ror(value, count, size, f),
-            Mnemonic.Rcl => Alu.Rcl(value, count, size, f),
-            Mnemonic.Rcr => Alu.Rcr(value, count, size, f),
-            Mnemonic.Shr => Alu.Shr(value, count, size, f),
-            Mnemonic.Sar => Alu.Sar(value, count, size, f),
-            _ => Alu.Shl(value, count, size, f),
-        };
-        return Commit(true, size, r, toRm: true);
-    }
-
-    private bool ExecuteMultiply()
-    {
-        int size = _insn.OperandSize;
-        if (!ReadRm(size, MemoryAccess.Read, out ulong source))
-        {
-            return false;
-        }
-
-        ulong f = _state.RFlags;
-        if (_insn.Map == OpcodeMap.Map0F || _insn.Opcode is 0x69 or 0x6B)
-        {
-            // IMUL r, r/m (0F AF) and IMUL r, r/m, imm (69, 6B): the truncated product.
-            ulong other = _insn.Map == OpcodeMap.Map0F ? ReadRegister(_insn.Reg, size) : (ulong)_insn.SignedImmediate & Alu.SizeMask(size);
-            var r = Alu.ImulTruncated(other, source, size, f);
-            WriteRegister(_insn.Reg, size, r.Value);
-            _state.RFlags = r.RFlags;
-            return true;
-        }
-
-        var product = _insn.Op == Mnemonic.Mul
-            ? Alu.Mul(ReadRegister(Gpr.Rax, size), source, size, f)
-            : Alu.Imul(ReadRegister(Gpr.Rax, size), source, size, f);
-        if (size == 1)
-        {
-            WriteRegister(Gpr.Rax, 2, (product.High << 8) | product.Low);
-        }
-        else
-        {
-            WriteRegister(Gpr.Rax, size, product.Low);
-            WriteRegister(Gpr.Rdx, size, product.High);
-        }
-
-        _state.RFlags = product.RFlags;
-        return true;
-    }
-
-    private bool ExecuteDivide()
-    {
-        int size = _insn.OperandSize;
-        if (!ReadRm(size, MemoryAccess.Read, out ulong divisor))
-        {
-            return false;
-        }
-
-        ulong high = size == 1 ? (_state.Rax >> 8) & 0xFF : ReadRegister(Gpr.Rdx, size);
-        ulong low = ReadRegister(Gpr.Rax, size);
-        var r = _insn.Op == Mnemonic.Div
-            ? Alu.Div(high, low, divisor, size, _state.RFlags)
-            : Alu.Idiv(high, low, divisor, size, _state.RFlags);
-        if (r.DivideError)
-        {
-            return Fault(CpuException.DivideError);
-        }
-
-        if (size == 1)
-        {
-            WriteRegister(Gpr.Rax, 2, (r.Remainder << 8) | r.Quotient);
-        }
-        else
-        {
-            WriteRegister(Gpr.Rax, size, r.Quotient);
-            WriteRegister(Gpr.Rdx, size, r.Remainder);
-        }
-
-        _state.RFlags = r.RFlags;
-        return true;
-    }
-
-    private bool ExecutePush()
-    {
-        int size = _insn.OperandSize;
-        ulong value;
-        switch (_insn.Opcode)
-        {
-            case >= 0x50 and <= 0x57:
-                value = ReadRegister(_insn.OpcodeRegister, size);
-                break;
-            case 0x68 or 0x6A:
-                value = (ulong)_insn.SignedImmediate;
-                break;
-            default: // FF /6
-                if (!ReadRm(size, MemoryAccess.Read, out value))
-                {
-                    return false;
-                }
-
-                break;
-        }
-
-        return Push(value, size);
-    }
-
-    private bool ExecutePop()
-    {
-        int size = _insn.OperandSize;
-        if (!PeekStack(size, out ulong value))
-        {
-            return false;
-        }
-
-        ulong oldRsp = _state.Rsp;
-        _state.Rsp = oldRsp + (ulong)size;
-        if (_insn.Opcode != 0x8F)
-        {
-            WriteRegister(_insn.OpcodeRegister, size, value);
-            return true;
-        }
-
-        // POP r/m computes a memory destination's address with the incremented RSP (SDM Vol. 2B, POP).
-        if (!WriteRm(size, value))
-        {
-            _state.Rsp = oldRsp;
-            return false;
-        }
-
-        return true;
-    }
-
-    private bool ExecuteCall()
-    {
-        ulong target;
-        if (_insn.Opcode == 0xE8)
-        {
-            if (!RelativeTarget(out target))
-            {
-                return false;
-            }
-        }
-        else if (!ReadRm(8, MemoryAccess.Read, out target))
-        {
-            return false;
-        }
-
-        if (!IsCanonical(target))
-        {
-            return Fault(CpuException.GeneralProtection);
-        }
-
-        if (!Push(_nextRip, 8))
-        {
-            return false;
-        }
-
-        _nextRip = target;
-        return true;
-    }
-
-    private bool ExecuteRet()
-    {
-        if (!PeekStack(8, out ulong target) || !Branch(target))
-        {
-            return false;
-        }
-
-        _state.Rsp += 8 + (_insn.Opcode == 0xC2 ? _insn.Immediate : 0);
-        return true;
-    }
-
-    private bool ExecuteJmp()
-    {
-        ulong target;
-        if (_insn.Opcode == 0xFF)
-        {
-            if (!ReadRm(8, MemoryAccess.Read, out target))
-            {
-                return false;
-            }
-        }
-        else if (!RelativeTarget(out target))
-        {
-            return false;
-        }
-
-        return Branch(target);
-    }
-
-    private bool ExecuteLoop()
-    {
-        int countSize = _insn.AddressSize;
-        ulong count = ReadRegister(Gpr.Rcx, countSize);
-        bool taken;
-        if (_insn.Op == Mnemonic.Jrcxz)
-        {
-            taken = count == 0;
-        }
-        else
-        {
-            count = (count - 1) & Alu.SizeMask(countSize);
-            bool zf = (_state.RFlags & Flags.ZF) != 0;
-            taken = count != 0 && _insn.Op switch
-            {
-                Mnemonic.Loope => zf,
-                Mnemonic.Loopne => !zf,
-                _ => true,
-            };
-        }
-
-        if (taken && !(RelativeTarget(out ulong target) && Branch(target)))
-        {
-            return false;
-        }
-
-        if (_insn.Op != Mnemonic.Jrcxz)
-        {
-            WriteRegister(Gpr.Rcx, countSize, count);
-        }
-
-        return true;
-    }
-
-    private bool ExecuteCmov()
-    {
-        int size = _insn.OperandSize;
-        if (!ReadRm(size, MemoryAccess.Read, out ulong source))
-        {
-            return false; // the source is read (and may fault) whether or not the condition holds
-        }
-
-        // A 32-bit CMOV writes the destination (zero-extending it) even when the condition is false.
-        WriteRegister(_insn.Reg, size, Condition(_insn.Condition) ? source : ReadRegister(_insn.Reg, size));
-        return true;
-    }
-
-    private bool ExecuteXchg()
-    {
-        int size = _insn.OperandSize;
-        if (_insn.Opcode is >= 0x90 and <= 0x97)
-        {
-            int other = _insn.OpcodeRegister;
-            ulong a = ReadRegister(Gpr.Rax, size);
-            ulong b = ReadRegister(other, size);
-            WriteRegister(Gpr.Rax, size, b);
-            WriteRegister(other, size, a);
-            return true;
-        }
-
-        if (!ReadRm(size, MemoryAccess.Write, out ulong rm))
-        {
-            return false;
-        }
-
-        ulong reg = ReadRegister(_insn.Reg, size);
-        if (!WriteRm(size, reg))
-        {
-            return false;
-        }
-
-        WriteRegister(_insn.Reg, size, rm);
-        return true;
-    }
-
-    private bool ExecuteBitTest()
-    {
-        int size = _insn.OperandSize;
-        bool immediate = _insn.Opcode == 0xBA;
-        ulong offset = immediate ? _insn.Immediate & (ulong)((size << 3) - 1) : ReadRegister(_insn.Reg, size);
-        bool writes = _insn.Op != Mnemonic.Bt;
-        var access = writes ? MemoryAccess.Write : MemoryAccess.Read;
-        ulong address = 0;
-        ulong value;
-        if (_insn.HasMemoryOperand)
-        {
-            // A register bit offset addresses a bit string: it may select a unit before or after the operand.
-            address = EffectiveAddress();
-            if (!immediate)
-            {
-                address += (ulong)Alu.BitStringDisplacement(offset, size);
-            }
-
-            if (!ReadLinear(address, size, access, IsStackOperand, out value))
-            {
-                return false;
-            }
-        }
-        else
-        {
-            value = ReadRegister(_insn.Rm, size);
-        }
-
-        ulong f = _state.RFlags;
-        if (!writes)
-        {
-            _state.RFlags = Alu.Bt(value, offset, size, f);
-            return true;
-        }
-
-        var r = _insn.Op switch
-        {
-            Mnemonic.Bts => Alu.Bts(value, offset, size, f),
-            Mnemonic.Btr => Alu.Btr(value, offset, size, f),
-            _ => Alu.Btc(value, offset, size, f),
-        };
-        if (_insn.HasMemoryOperand)
-        {
-            if (!WriteLinear(address, size, r.Value, IsStackOperand))
-            {
-                return false;
-            }
-        }
-        else
-        {
-            WriteRegister(_insn.Rm, size, r.Value);
-        }
-
-        _state.RFlags = r.RFlags;
-        return true;
     }
 }

@@ -33,6 +33,33 @@ public static class Flags
     /// <summary>Overflow flag, bit 11.</summary>
     public const ulong OF = 1UL << OverflowBit;
 
+    /// <summary>IOPL, bits 12-13.</summary>
+    public const ulong Iopl = 3UL << 12;
+
+    /// <summary>The IOPL field's shift.</summary>
+    public const int IoplShift = 12;
+
+    /// <summary>Nested task.</summary>
+    public const ulong NT = 1UL << 14;
+
+    /// <summary>Resume flag.</summary>
+    public const ulong RF = 1UL << 16;
+
+    /// <summary>Virtual-8086 mode.</summary>
+    public const ulong VM = 1UL << 17;
+
+    /// <summary>Alignment check (with CR0.AM and CPL 3).</summary>
+    public const ulong AC = 1UL << 18;
+
+    /// <summary>Virtual interrupt flag.</summary>
+    public const ulong VIF = 1UL << 19;
+
+    /// <summary>Virtual interrupt pending.</summary>
+    public const ulong VIP = 1UL << 20;
+
+    /// <summary>CPUID-available flag (software may toggle it).</summary>
+    public const ulong ID = 1UL << 21;
+
     /// <summary>The six status flags that arithmetic instructions write: CF, PF, AF, ZF, SF, OF.</summary>
     public const ulong Arithmetic = CF | PF | AF | ZF | SF | OF;
 

@@ -46,6 +46,7 @@ internal sealed class CpuFixture : IDisposable
             Rip = CodeBase,
             Rsp = StackTop,
         };
+        State.SetFlatLongMode(cpl);
         Interpreter = new Interpreter(State, Memory);
     }
 
