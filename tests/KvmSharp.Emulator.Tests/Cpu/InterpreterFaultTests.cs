@@ -1,3 +1,4 @@
+using KvmSharp.Emulator.Decoding;
 using KvmSharp.Emulator.Cpu;
 using static KvmSharp.Emulator.Tests.Cpu.CpuFixture;
 
@@ -75,17 +76,19 @@ public sealed class InterpreterFaultTests
     }
 
     [Fact]
-    public void UnimplementedInstruction_RaisesInvalidOpcode_AtIt()
+    public void UnadvertisedInstruction_RaisesInvalidOpcode_AtIt_AndIsCounted()
     {
         // 0: mov eax, 1  b8 01 00 00 00
-        // 5: cpuid       0f a2   (decodes, but is not in this slice)
-        byte[] code = [0xB8, 0x01, 0x00, 0x00, 0x00, 0x0F, 0xA2, 0xF4];
+        // 5: xgetbv      0f 01 d0   (decodes, but CPUID does not advertise XSAVE)
+        byte[] code = [0xB8, 0x01, 0x00, 0x00, 0x00, 0x0F, 0x01, 0xD0, 0xF4];
         using var f = new CpuFixture(code);
 
         var result = f.Run();
 
         Assert.Equal(new RunResult(StepStatus.Exception, 1, CpuException.InvalidOpcode), result);
         Assert.Equal(CodeBase + 5, f.State.Rip);
+        Assert.Equal(1, f.Interpreter.UndefinedOpcodes[OpcodeMap.Map0F, 0x01]);
+        Assert.Equal(1, f.Interpreter.UndefinedOpcodes.Total);
     }
 
     [Fact]
