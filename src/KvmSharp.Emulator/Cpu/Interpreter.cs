@@ -27,7 +27,7 @@ public sealed partial class Interpreter
     private readonly CpuState _state;
     private readonly GuestMemory _memory;
     private readonly MemoryManagementUnit _mmu;
-    private readonly IVcpuIo _io;
+    private IVcpuIo _io;
     private readonly ICpuPlatform _platform;
     private DecodedInstruction _insn;
     private CpuException _fault;
@@ -55,6 +55,13 @@ public sealed partial class Interpreter
 
     /// <summary>The architectural state.</summary>
     public CpuState State => _state;
+
+    /// <summary>Where port I/O and MMIO go; the backend sets it for each run.</summary>
+    public IVcpuIo Io
+    {
+        get => _io;
+        set => _io = value ?? EmptyIo.Instance;
+    }
 
     /// <summary>The MMU (its TLB caches translations: call <see cref="ReloadPaging"/> after editing page tables or CRs).</summary>
     public MemoryManagementUnit Mmu => _mmu;

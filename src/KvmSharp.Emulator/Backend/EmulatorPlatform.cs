@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using KvmSharp.Emulator.Cpu;
+
+namespace KvmSharp.Emulator.Backend;
+
+/// <summary>
+/// The platform of a software vCPU in a machine: a TSC that counts host time at <see cref="TscFrequency"/>
+/// (invariant, as CPUID says), and the MSRs and CR8 that belong to its local APIC, through delegates the
+/// interrupt fabric supplies.
+/// </summary>
+public sealed class EmulatorPlatform : ICpuPlatform
+{
+    /// <summary>The advertised TSC frequency (2 GHz).</summary>
+    public const long TscFrequency = 2_000_000_000;
+
+    private readonly ILocalApicRegisters _apic;
+    private long _offset;
+
+    public EmulatorPlatform(ILocalApicRegisters apic)
+    {
+        ArgumentNullException.ThrowIfNull(apic);
+        _apic = apic;
+    }
+
+    /// <summary>The TSC value at a Stopwatch timestamp.</summary>
+    public static ulong TscAt(long timestamp, long offset = 0) =>
+        (ulong)((long)(timestamp * (TscFrequency / (double)Stopwatch.Frequency)) + offset);
+
+    /// <summary>The Stopwatch timestamp at which the TSC reaches <paramref name="tsc"/>.</summary>
+    public long TimestampAt(ulong tsc) => (long)(((double)tsc - _offset) * (Stopwatch.Frequency / (double)TscFrequency));
+
+    public ulong ReadTsc() => TscAt(Stopwatch.GetTimestamp(), _offset);
+
+    public void WriteTsc(ulong value) => _offset = (long)value - (long)TscAt(Stopwatch.GetTimestamp());
+
+    public bool TryReadMsr(uint index, out ulong value) => _apic.TryReadMsr(index, out value);
+
+    public bool TryWriteMsr(uint index, ulong value) => _apic.TryWriteMsr(index, value);
+
+    public ulong ReadCr8() => (ulong)(_apic.Tpr >> 4);
+
+    public void WriteCr8(ulong value) => _apic.Tpr = (byte)(value << 4);
+}
+
+/// <summary>The local APIC registers the CPU reaches without MMIO: its MSRs (APIC base, TSC deadline) and the TPR (CR8).</summary>
+public interface ILocalApicRegisters
+{
+    bool TryReadMsr(uint index, out ulong value);
+
+    bool TryWriteMsr(uint index, ulong value);
+
+    byte Tpr { get; set; }
+}
