@@ -942,7 +942,7 @@ public sealed partial class Interpreter
                 return false;
             }
 
-            if (((high >> 8) & 0x1F) != 0)
+            if (((high >> 40) & 0x1F) != 0)
             {
                 return Fault(CpuException.GeneralProtectionCode(error)); // the upper half's type field must be zero
             }
