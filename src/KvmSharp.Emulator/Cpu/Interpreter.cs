@@ -50,6 +50,7 @@ public sealed partial class Interpreter
         _io = io ?? EmptyIo.Instance;
         _platform = platform ?? new StandalonePlatform();
         _mmu = new MemoryManagementUnit(memory, supports1GbPages: true);
+        (_pageKind, _pageGeneration) = CreatePageTables(memory);
         ReloadPaging();
     }
 
@@ -150,9 +151,8 @@ public sealed partial class Interpreter
 
     private bool Fetch()
     {
-        Span<byte> code = stackalloc byte[InstructionDecoder.MaxInstructionLength];
         ulong rip = _state.Rip;
-        int available = code.Length;
+        int available = InstructionDecoder.MaxInstructionLength;
         ulong linear = rip;
         if (_mode != CpuMode.Long64)
         {
@@ -171,9 +171,28 @@ public sealed partial class Interpreter
             return false;
         }
 
+        // Decoded-instruction cache: hit when this physical address was decoded in this mode and its page has not been written since.
+        ulong tag = physical | ((ulong)(_mode + 1) << 56);
+        ref var entry = ref _decodeCache[DecodeCacheIndex(physical)];
+        ulong page = physical >> 12;
+        if (entry.Tag == tag && page < (ulong)_pageGeneration.Length && entry.Generation == _pageGeneration[page]
+            && entry.Instruction.Length <= available)
+        {
+            _insn = entry.Instruction;
+            DecodeCacheHits++;
+            return true;
+        }
+
+        return FetchSlow(linear, physical, available, tag, ref entry);
+    }
+
+    private bool FetchSlow(ulong linear, ulong physical, int available, ulong tag, ref DecodeCacheEntry entry)
+    {
+        Span<byte> code = stackalloc byte[InstructionDecoder.MaxInstructionLength];
         int first = (int)Math.Min((ulong)available, GuestMemory.PageSize - (linear & PageMask));
         ReadPhysical(physical, code[..first]);
         var status = InstructionDecoder.Decode(code[..first], _mode, ref _insn);
+        bool crossesPage = false;
         if (status == DecodeStatus.NeedMoreBytes && first < available)
         {
             // The instruction continues on the next page: fetch it only now, so its #PF is reported only when needed.
@@ -185,11 +204,21 @@ public sealed partial class Interpreter
 
             ReadPhysical(next, code[first..available]);
             status = InstructionDecoder.Decode(code[..available], _mode, ref _insn);
+            crossesPage = true;
         }
 
         switch (status)
         {
             case DecodeStatus.Ok:
+                ulong page = physical >> 12;
+                if (!crossesPage && page < (ulong)_pageKind.Length && _pageKind[page] != PageNotRam)
+                {
+                    entry.Tag = tag;
+                    entry.Generation = _pageGeneration[page];
+                    entry.Instruction = _insn;
+                    _pageKind[page] = PageHoldsCode;
+                }
+
                 return true;
             case DecodeStatus.Invalid:
                 UndefinedOpcodes.Record(_insn);
@@ -257,6 +286,12 @@ public sealed partial class Interpreter
 
     private void WritePhysical(ulong physical, ReadOnlySpan<byte> source)
     {
+        ulong page = physical >> 12;
+        if (page < (ulong)_pageKind.Length && _pageKind[page] == PageHoldsCode)
+        {
+            InvalidateDecodedPage(page);
+        }
+
         if (!_memory.TryWrite(physical, source))
         {
             _io.MmioWrite(physical, source);

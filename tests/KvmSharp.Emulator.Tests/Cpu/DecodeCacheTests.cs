@@ -1,0 +1,54 @@
+using KvmSharp.Emulator.Cpu;
+
+namespace KvmSharp.Emulator.Tests.Cpu;
+
+public sealed class DecodeCacheTests
+{
+    // xor ecx, ecx; L: mov eax, 1; inc ecx; cmp ecx, 2; je done; mov byte [rip + L+1], 2; jmp L; done: hlt
+    private static readonly byte[] SelfModifying =
+    [
+        0x31, 0xC9, 0xB8, 0x01, 0x00, 0x00, 0x00, 0xFF, 0xC1, 0x83, 0xF9, 0x02, 0x74, 0x09, 0xC6, 0x05,
+        0xEE, 0xFF, 0xFF, 0xFF, 0x02, 0xEB, 0xEB, 0xF4,
+    ];
+
+    [Fact]
+    public void StoreIntoDecodedCode_IsSeen_TheNextTimeTheInstructionRuns()
+    {
+        using var f = new CpuFixture(SelfModifying);
+
+        var result = f.Run();
+
+        Assert.Equal(StepStatus.Halted, result.Status);
+        Assert.Equal(2UL, f.State.Rax); // the patched immediate, not the cached decode of "mov eax, 1"
+        Assert.Equal(2UL, f.State.Rcx);
+        Assert.Equal(1UL, f.Interpreter.DecodedPagesInvalidated);
+    }
+
+    [Fact]
+    public void LoopBody_IsDecodedOnce_AndServedFromTheCache()
+    {
+        // mov ecx, 1000; L: dec ecx; jnz L; hlt
+        using var f = new CpuFixture([0xB9, 0xE8, 0x03, 0x00, 0x00, 0xFF, 0xC9, 0x75, 0xFC, 0xF4]);
+
+        var result = f.Run();
+
+        Assert.Equal(StepStatus.Halted, result.Status);
+        Assert.Equal(2002, result.InstructionsExecuted);
+        Assert.Equal(2002UL - 4, f.Interpreter.DecodeCacheHits); // 4 distinct instructions decoded once each
+    }
+
+    [Fact]
+    public void WriteFromOutsideTheCpu_IsSeen_AfterNotifyMemoryWritten()
+    {
+        // mov eax, 1; hlt  — run, patch the immediate from the host, run again from the start.
+        using var f = new CpuFixture([0xB8, 0x01, 0x00, 0x00, 0x00, 0xF4]);
+        f.Run();
+        f.Memory.Write(CpuFixture.CodeBase + 1, (byte)7);
+        f.Interpreter.NotifyMemoryWritten(CpuFixture.CodeBase + 1, 1);
+        f.State.Rip = CpuFixture.CodeBase;
+
+        f.Run();
+
+        Assert.Equal(7UL, f.State.Rax);
+    }
+}
