@@ -39,11 +39,11 @@ internal static class RunCommand
         };
         var accel = new Option<string>("--accel")
         {
-            Description = "Execution backend: auto (KVM where it can run the guest) or kvm.",
+            Description = "Execution backend: auto (KVM where it can run a guest kernel, else the software CPU), kvm, or emulator (the software x86-64 CPU).",
             DefaultValueFactory = _ => "auto",
-            HelpName = "auto|kvm",
+            HelpName = "auto|kvm|emulator",
         };
-        accel.AcceptOnlyFromAmong("auto", "kvm");
+        accel.AcceptOnlyFromAmong("auto", "kvm", "emulator");
         var console = new Option<string>("--console")
         {
             Description = "Serial console: stdio (raw mode on a terminal; Ctrl-A X quits) or file:PATH.",
@@ -92,7 +92,12 @@ internal static class RunCommand
                 CommandLine = parse.GetValue(cmdline)!,
                 MemoryBytes = memoryBytes,
                 Cpus = parse.GetValue(cpus),
-                Accelerator = parse.GetValue(accel) == "kvm" ? Accelerator.Kvm : Accelerator.Auto,
+                Accelerator = parse.GetValue(accel) switch
+                {
+                    "kvm" => Accelerator.Kvm,
+                    "emulator" => Accelerator.Emulator,
+                    _ => Accelerator.Auto,
+                },
                 Console = consoleKind,
                 ConsolePath = consolePath,
                 KvmDevicePath = parse.GetValue(device)!,

@@ -1,4 +1,5 @@
 using KvmSharp.Boot;
+using KvmSharp.Emulator.Backend;
 using KvmSharp.Kvm;
 using KvmSharp.Native;
 using KvmSharp.Vmm;
@@ -24,6 +25,12 @@ internal static class RunVerb
             return app.Fail(ExitCodes.UsageError, e.Message);
         }
 
+        var accelerator = ChooseAccelerator(app, config);
+        if (accelerator == Accelerator.Emulator)
+        {
+            return RunMachine(app, config, showStats, output => PcMachineBuilder.BuildOnEmulator(config, output, TimeProvider.System));
+        }
+
         KvmSystem system;
         try
         {
@@ -42,54 +49,61 @@ internal static class RunVerb
                 return app.Fail(ExitCodes.UsageError, $"--cpus {config.Cpus} is more than this host's KVM allows ({maxVcpus} vCPUs per VM).");
             }
 
-            if (config.Accelerator == Accelerator.Auto)
-            {
-                ExplainAutoChoice(app, config);
-            }
+            return RunMachine(app, config, showStats, output => PcMachineBuilder.Build(system, config, output, TimeProvider.System));
+        }
+    }
 
-            Stream consoleOutput;
+    private static int RunMachine(CliApp app, VmConfig config, bool showStats, Func<Stream, PcMachine> build)
+    {
+        Stream consoleOutput;
+        try
+        {
+            consoleOutput = config.Console == ConsoleKind.File
+                ? new FileStream(config.ConsolePath!, FileMode.Append, FileAccess.Write, FileShare.Read)
+                : app.GuestConsole();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return app.Fail(ExitCodes.UsageError, $"Cannot open console file '{config.ConsolePath}': {e.Message}");
+        }
+
+        using (consoleOutput)
+        {
+            PcMachine pc;
             try
             {
-                consoleOutput = config.Console == ConsoleKind.File
-                    ? new FileStream(config.ConsolePath!, FileMode.Append, FileAccess.Write, FileShare.Read)
-                    : app.GuestConsole();
+                pc = build(consoleOutput);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            catch (BootImageException e)
             {
-                return app.Fail(ExitCodes.UsageError, $"Cannot open console file '{config.ConsolePath}': {e.Message}");
+                return app.Fail(ExitCodes.UsageError, e.Message);
+            }
+            catch (KvmException e)
+            {
+                return app.Fail(ExitCodes.KvmUnavailable, e.Message);
             }
 
-            using (consoleOutput)
+            using (pc)
             {
-                PcMachine pc;
-                try
+                var exit = RunWithConsole(app, config, pc);
+                pc.Serial.Flush();
+                consoleOutput.Flush();
+                if (showStats)
                 {
-                    pc = PcMachineBuilder.Build(system, config, consoleOutput, TimeProvider.System);
-                }
-                catch (BootImageException e)
-                {
-                    return app.Fail(ExitCodes.UsageError, e.Message);
-                }
-                catch (KvmException e)
-                {
-                    return app.Fail(ExitCodes.KvmUnavailable, e.Message);
-                }
-
-                using (pc)
-                {
-                    var exit = RunWithConsole(app, config, pc);
-                    pc.Serial.Flush();
-                    consoleOutput.Flush();
-                    if (showStats)
+                    DemoCommand.PrintStatistics(app.Output, pc.Machine.Vcpus);
+                    app.Output.WriteLine(pc.BootTimer.BootTime is { } t
+                        ? $"guest boot time {t.TotalMilliseconds:0.0} ms (from VMM start to the boot timer marker)"
+                        : "guest boot time: the guest wrote no boot marker");
+                    foreach (var vcpu in pc.Machine.Vcpus)
                     {
-                        DemoCommand.PrintStatistics(app.Output, pc.Machine.Vcpus);
-                        app.Output.WriteLine(pc.BootTimer.BootTime is { } t
-                            ? $"guest boot time {t.TotalMilliseconds:0.0} ms (from VMM start to the boot timer marker)"
-                            : "guest boot time: the guest wrote no boot marker");
+                        if (vcpu is EmulatorVcpu emulated)
+                        {
+                            app.Output.WriteLine($"vcpu{emulated.Index}: {emulated.InstructionsRetired:N0} guest instructions");
+                        }
                     }
-
-                    return DemoCommand.Report(app, exit);
                 }
+
+                return DemoCommand.Report(app, exit);
             }
         }
     }
@@ -135,17 +149,35 @@ internal static class RunVerb
         }
     }
 
-    private static void ExplainAutoChoice(CliApp app, VmConfig config)
+    /// <summary>
+    /// The backend to use. <c>auto</c> takes KVM where it can run a guest kernel and the software CPU where
+    /// /dev/kvm is missing or is PVM (which cannot finish booting a stock kernel), and says which and why.
+    /// </summary>
+    private static Accelerator ChooseAccelerator(CliApp app, VmConfig config)
     {
+        if (config.Accelerator != Accelerator.Auto)
+        {
+            return config.Accelerator;
+        }
+
+        if (!File.Exists(config.KvmDevicePath))
+        {
+            app.Error.WriteLine($"kvmsharp: using the software CPU: {config.KvmDevicePath} does not exist on this host.");
+            return Accelerator.Emulator;
+        }
+
         var host = KvmHostInfo.Detect();
         if (host.Module == KvmModuleKind.Pvm)
         {
-            app.Error.WriteLine(
-                "kvmsharp: using KVM (kvm_pvm): guest kernel code is emulated by KVM here, ~1000x slower than on VT-x/SVM; a stock Linux kernel will not finish booting under it.");
+            app.Error.WriteLine("kvmsharp: using the software CPU: KVM here is kvm_pvm, which cannot finish booting a stock Linux kernel (use --accel kvm to try anyway).");
+            return Accelerator.Emulator;
         }
-        else if (host.Module != KvmModuleKind.Unknown)
+
+        if (host.Module != KvmModuleKind.Unknown)
         {
             app.Error.WriteLine($"kvmsharp: using KVM ({host.Describe()}).");
         }
+
+        return Accelerator.Kvm;
     }
 }

@@ -13,14 +13,11 @@ public sealed class EmulatorPlatform : ICpuPlatform
     /// <summary>The advertised TSC frequency (2 GHz).</summary>
     public const long TscFrequency = 2_000_000_000;
 
-    private readonly ILocalApicRegisters _apic;
     private long _offset;
+    private ulong _cr8;
 
-    public EmulatorPlatform(ILocalApicRegisters apic)
-    {
-        ArgumentNullException.ThrowIfNull(apic);
-        _apic = apic;
-    }
+    /// <summary>The local APIC's registers; until it is attached, no APIC MSRs exist and CR8 is a plain register.</summary>
+    public ILocalApicRegisters? Apic { get; set; }
 
     /// <summary>The TSC value at a Stopwatch timestamp.</summary>
     public static ulong TscAt(long timestamp, long offset = 0) =>
@@ -33,13 +30,32 @@ public sealed class EmulatorPlatform : ICpuPlatform
 
     public void WriteTsc(ulong value) => _offset = (long)value - (long)TscAt(Stopwatch.GetTimestamp());
 
-    public bool TryReadMsr(uint index, out ulong value) => _apic.TryReadMsr(index, out value);
+    public bool TryReadMsr(uint index, out ulong value)
+    {
+        if (Apic is { } apic)
+        {
+            return apic.TryReadMsr(index, out value);
+        }
 
-    public bool TryWriteMsr(uint index, ulong value) => _apic.TryWriteMsr(index, value);
+        value = 0;
+        return false;
+    }
 
-    public ulong ReadCr8() => (ulong)(_apic.Tpr >> 4);
+    public bool TryWriteMsr(uint index, ulong value) => Apic is { } apic && apic.TryWriteMsr(index, value);
 
-    public void WriteCr8(ulong value) => _apic.Tpr = (byte)(value << 4);
+    public ulong ReadCr8() => Apic is { } apic ? (ulong)(apic.Tpr >> 4) : _cr8;
+
+    public void WriteCr8(ulong value)
+    {
+        if (Apic is { } apic)
+        {
+            apic.Tpr = (byte)(value << 4);
+        }
+        else
+        {
+            _cr8 = value & 0xF;
+        }
+    }
 }
 
 /// <summary>The local APIC registers the CPU reaches without MMIO: its MSRs (APIC base, TSC deadline) and the TPR (CR8).</summary>

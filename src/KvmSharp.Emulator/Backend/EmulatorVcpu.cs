@@ -27,18 +27,18 @@ public sealed class EmulatorVcpu : IVcpu
     private bool _halted;
     private bool _disposed;
 
-    public EmulatorVcpu(int index, GuestMemory memory, IEmulatedInterrupts interrupts, ILocalApicRegisters apicRegisters, CpuidModel cpuid)
+    public EmulatorVcpu(int index, GuestMemory memory, IEmulatedInterrupts interrupts, EmulatorPlatform platform, CpuidModel cpuid)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentNullException.ThrowIfNull(interrupts);
-        ArgumentNullException.ThrowIfNull(apicRegisters);
+        ArgumentNullException.ThrowIfNull(platform);
         ArgumentNullException.ThrowIfNull(cpuid);
         Index = index;
         _interrupts = interrupts;
         State = new CpuState();
         State.Fx.Reset();
         State.Cr0 = 0x6000_0010; // CD, NW, ET: the power-on value
-        Platform = new EmulatorPlatform(apicRegisters);
+        Platform = platform;
         _cpu = new Interpreter(State, memory, null, Platform) { Cpuid = cpuid };
         _apicIo = new LocalApicIo(interrupts);
     }

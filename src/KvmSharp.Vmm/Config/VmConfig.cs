@@ -3,11 +3,14 @@ namespace KvmSharp.Vmm.Config;
 /// <summary>Which execution backend runs the guest.</summary>
 public enum Accelerator
 {
-    /// <summary>KVM where it can run the guest; the choice and the reason are reported.</summary>
+    /// <summary>KVM where it can run the guest, else the software CPU; the choice and the reason are reported.</summary>
     Auto,
 
     /// <summary>Linux KVM through /dev/kvm.</summary>
     Kvm,
+
+    /// <summary>The software x86-64 CPU (src/KvmSharp.Emulator): no /dev/kvm needed.</summary>
+    Emulator,
 }
 
 /// <summary>Where the guest's serial console goes.</summary>

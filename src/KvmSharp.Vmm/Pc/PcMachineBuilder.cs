@@ -3,6 +3,7 @@ using KvmSharp.Boot.Acpi;
 using KvmSharp.Devices.Bus;
 using KvmSharp.Devices.Interrupts;
 using KvmSharp.Devices.Legacy;
+using KvmSharp.Emulator.Backend;
 using KvmSharp.Hypervisor;
 using KvmSharp.Kvm;
 using KvmSharp.Memory;
@@ -54,14 +55,7 @@ public static class PcMachineBuilder
         ArgumentNullException.ThrowIfNull(time);
         long started = time.GetTimestamp();
 
-        var request = new KernelLoadRequest(
-            Path.GetFileName(config.KernelPath),
-            File.ReadAllBytes(config.KernelPath),
-            config.InitrdPath is null ? null : File.ReadAllBytes(config.InitrdPath),
-            config.InitrdPath is null ? null : Path.GetFileName(config.InitrdPath),
-            config.CommandLine,
-            config.MemoryBytes);
-
+        var request = LoadRequest(config);
         var cleanup = new Stack<IDisposable>();
         try
         {
@@ -83,15 +77,7 @@ public static class PcMachineBuilder
             var memory = GuestMemory.Create(PcMemoryLayout.RamRanges(config.MemoryBytes));
             cleanup.Push(memory);
             vm.MapMemory(memory);
-
-            // ACPI tables in the BIOS area (found by Linux's scan too): the CPUs and IOAPIC (MADT) and the
-            // PM1a blocks whose SLP_EN write is the guest's power-off (FADT, DSDT \_S5).
-            ulong rsdp = AcpiTables.Write(memory, new AcpiConfig(config.Cpus)
-            {
-                Pm1aEventPort = AcpiPm.EventBlockPort,
-                Pm1aControlPort = AcpiPm.ControlBlockPort,
-            });
-            var boot = KernelLoader.Load(memory, request with { AcpiRsdpAddress = rsdp });
+            var boot = LoadGuest(memory, config, request);
 
             var io = new IoDispatcher();
             var control = new MachineControl(io);
@@ -110,6 +96,76 @@ public static class PcMachineBuilder
 
             throw;
         }
+    }
+
+    /// <summary>
+    /// Builds the same PC on the software CPU (<c>--accel emulator</c>): the interrupt controllers and PIT are the C#
+    /// models of <see cref="EmulatorVirtualMachine"/> instead of KVM's in-kernel ones; devices, ACPI tables and the
+    /// loaded kernel are identical.
+    /// </summary>
+    public static PcMachine BuildOnEmulator(VmConfig config, Stream consoleOutput, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(consoleOutput);
+        ArgumentNullException.ThrowIfNull(time);
+        long started = time.GetTimestamp();
+        var request = LoadRequest(config);
+        var memory = GuestMemory.Create(PcMemoryLayout.RamRanges(config.MemoryBytes));
+        try
+        {
+            var vm = new EmulatorVirtualMachine(config.Cpus, time);
+            vm.MapMemory(memory);
+            var boot = LoadGuest(memory, config, request);
+
+            var io = new IoDispatcher();
+            var control = new MachineControl(io);
+            var serial = AddDevices(io, control, vm.Interrupts, config, consoleOutput, time, started, out var bootTimer);
+            vm.RegisterDevices(io);
+
+            var vcpus = new List<IVcpu>(config.Cpus);
+            for (int i = 0; i < config.Cpus; i++)
+            {
+                var vcpu = vm.CreateEmulatorVcpu(i);
+                vcpu.SetMsrs([MsrMiscEnable], [MiscEnableFastStrings]);
+                if (i == 0)
+                {
+                    vcpu.SetSystemRegisters(boot.Entry.InitialSystemRegisters(vcpu.GetSystemRegisters()));
+                    vcpu.SetRegisters(boot.Entry.InitialRegisters());
+                }
+
+                vcpus.Add(vcpu);
+            }
+
+            var machine = new Machine(vm, memory, vcpus, io, control);
+            return new PcMachine(machine, serial, bootTimer, boot, "emulator");
+        }
+        catch
+        {
+            memory.Dispose();
+            throw;
+        }
+    }
+
+    private static KernelLoadRequest LoadRequest(VmConfig config) => new(
+        Path.GetFileName(config.KernelPath),
+        File.ReadAllBytes(config.KernelPath),
+        config.InitrdPath is null ? null : File.ReadAllBytes(config.InitrdPath),
+        config.InitrdPath is null ? null : Path.GetFileName(config.InitrdPath),
+        config.CommandLine,
+        config.MemoryBytes);
+
+    /// <summary>
+    /// ACPI tables in the BIOS area (found by Linux's scan too): the CPUs and IOAPIC (MADT) and the PM1a blocks whose
+    /// SLP_EN write is the guest's power-off (FADT, DSDT \_S5); then the kernel by its boot protocol.
+    /// </summary>
+    private static KernelBootInfo LoadGuest(GuestMemory memory, VmConfig config, KernelLoadRequest request)
+    {
+        ulong rsdp = AcpiTables.Write(memory, new AcpiConfig(config.Cpus)
+        {
+            Pm1aEventPort = AcpiPm.EventBlockPort,
+            Pm1aControlPort = AcpiPm.ControlBlockPort,
+        });
+        return KernelLoader.Load(memory, request with { AcpiRsdpAddress = rsdp });
     }
 
     private static Serial16550 AddDevices(
