@@ -19,6 +19,9 @@ public sealed partial class Interpreter
     private readonly DecodeCacheEntry[] _decodeCache = new DecodeCacheEntry[1 << DecodeCacheBits];
     private readonly byte[] _pageKind;
     private readonly uint[] _pageGeneration;
+    private readonly ulong[] _ramStart;
+    private readonly ulong[] _ramSize;
+    private readonly nint[] _ramHost;
 
     /// <summary>Fetches answered from the decoded-instruction cache.</summary>
     public ulong DecodeCacheHits { get; private set; }
@@ -45,6 +48,43 @@ public sealed partial class Interpreter
                 InvalidateDecodedPage(page);
             }
         }
+    }
+
+    /// <summary>The host address of guest-physical <paramref name="physical"/> when it is RAM (the page is whole RAM), else null.</summary>
+    private unsafe byte* RamPointer(ulong physical)
+    {
+        ulong offset = physical - _ramStart[0];
+        if (offset < _ramSize[0])
+        {
+            return (byte*)_ramHost[0] + offset;
+        }
+
+        for (int i = 1; i < _ramStart.Length; i++)
+        {
+            offset = physical - _ramStart[i];
+            if (offset < _ramSize[i])
+            {
+                return (byte*)_ramHost[i] + offset;
+            }
+        }
+
+        return null;
+    }
+
+    private static (ulong[] Start, ulong[] Size, nint[] Host) CreateRamMap(GuestMemory memory)
+    {
+        int count = memory.Regions.Count;
+        var start = new ulong[Math.Max(count, 1)];
+        var size = new ulong[Math.Max(count, 1)];
+        var host = new nint[Math.Max(count, 1)];
+        for (int i = 0; i < count; i++)
+        {
+            start[i] = memory.Regions[i].GuestPhysicalAddress;
+            size[i] = memory.Regions[i].Size;
+            host[i] = memory.Regions[i].HostAddress;
+        }
+
+        return (start, size, host);
     }
 
     private static int DecodeCacheIndex(ulong physical) => (int)((physical * 0x9E37_79B9_7F4A_7C15UL) >> (64 - DecodeCacheBits));

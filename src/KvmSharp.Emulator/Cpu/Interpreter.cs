@@ -51,6 +51,7 @@ public sealed partial class Interpreter
         _platform = platform ?? new StandalonePlatform();
         _mmu = new MemoryManagementUnit(memory, supports1GbPages: true);
         (_pageKind, _pageGeneration) = CreatePageTables(memory);
+        (_ramStart, _ramSize, _ramHost) = CreateRamMap(memory);
         ReloadPaging();
     }
 
@@ -319,9 +320,31 @@ public sealed partial class Interpreter
     }
 
     /// <summary>Reads up to 8 bytes at a linear address, zero-extended.</summary>
-    private bool ReadLinear(ulong linear, int size, MemoryAccess access, AccessPrivilege privilege, out ulong value)
+    private unsafe bool ReadLinear(ulong linear, int size, MemoryAccess access, AccessPrivilege privilege, out ulong value)
     {
         value = 0;
+        if ((linear & PageMask) + (ulong)size <= GuestMemory.PageSize)
+        {
+            // Fast path: one page, and RAM — read straight from the host mapping.
+            if (!Translate(linear, access, privilege, out ulong physical))
+            {
+                return false;
+            }
+
+            byte* host = RamPointer(physical);
+            if (host != null)
+            {
+                value = size switch
+                {
+                    1 => *host,
+                    2 => *(ushort*)host,
+                    4 => *(uint*)host,
+                    _ => *(ulong*)host,
+                };
+                return true;
+            }
+        }
+
         if (!TranslateRange(linear, size, access, privilege, out ulong first, out ulong second, out int firstLength))
         {
             return false;
@@ -340,8 +363,36 @@ public sealed partial class Interpreter
     }
 
     /// <summary>Writes the low <paramref name="size"/> (at most 8) bytes of <paramref name="value"/> at a linear address.</summary>
-    private bool WriteLinear(ulong linear, int size, ulong value, AccessPrivilege privilege)
+    private unsafe bool WriteLinear(ulong linear, int size, ulong value, AccessPrivilege privilege)
     {
+        if ((linear & PageMask) + (ulong)size <= GuestMemory.PageSize)
+        {
+            if (!Translate(linear, MemoryAccess.Write, privilege, out ulong physical))
+            {
+                return false;
+            }
+
+            byte* host = RamPointer(physical);
+            if (host != null)
+            {
+                ulong page = physical >> 12;
+                if (_pageKind[page] == PageHoldsCode)
+                {
+                    InvalidateDecodedPage(page);
+                }
+
+                switch (size)
+                {
+                    case 1: *host = (byte)value; break;
+                    case 2: *(ushort*)host = (ushort)value; break;
+                    case 4: *(uint*)host = (uint)value; break;
+                    default: *(ulong*)host = value; break;
+                }
+
+                return true;
+            }
+        }
+
         if (!TranslateRange(linear, size, MemoryAccess.Write, privilege, out ulong first, out ulong second, out int firstLength))
         {
             return false;
