@@ -232,17 +232,8 @@ public sealed class LocalApic : IBusDevice
         }
     }
 
-    /// <summary>The register page's guest-physical address.</summary>
-    public ulong BaseAddress
-    {
-        get
-        {
-            lock (_sync)
-            {
-                return _apicBase & ~(PageSize - 1) & ~_apicBaseReserved;
-            }
-        }
-    }
+    /// <summary>The register page's guest-physical address (no lock: the CPU may ask on every MMIO access).</summary>
+    public ulong BaseAddress => Volatile.Read(ref _apicBase) & ~(PageSize - 1) & ~_apicBaseReserved;
 
     /// <summary>IA32_APIC_BASE.EN: the APIC exists for the CPU (false: "hardware disabled").</summary>
     public bool HardwareEnabled => (Volatile.Read(ref _apicBase) & ApicBaseEnable) != 0;
