@@ -178,6 +178,39 @@ public sealed class IoApic : IBusDevice
         }
     }
 
+    /// <summary>Captures the registers and pin levels.</summary>
+    public IoApicState Save()
+    {
+        lock (_sync)
+        {
+            return new IoApicState(_id, _registerSelect, (ulong[])_entries.Clone(), _pinLevels);
+        }
+    }
+
+    /// <summary>
+    /// Restores a state from <see cref="Save"/>. Nothing is delivered: messages the saved IOAPIC sent are in the saved
+    /// LAPICs. Throws <see cref="ArgumentException"/> when the table does not have <see cref="PinCount"/> entries.
+    /// </summary>
+    public void Restore(IoApicState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.RedirectionEntries is not { Length: PinCount })
+        {
+            throw new ArgumentException($"An IOAPIC state must hold {PinCount} redirection entries. Restore a state saved by this IOAPIC model.", nameof(state));
+        }
+
+        lock (_sync)
+        {
+            _id = state.Id & IdMask;
+            _registerSelect = state.RegisterSelect;
+            _pinLevels = state.PinLevels & ((1u << PinCount) - 1);
+            for (int pin = 0; pin < PinCount; pin++)
+            {
+                _entries[pin] = state.RedirectionEntries[pin] & (EntryWritableMask | EntryRemoteIrr);
+            }
+        }
+    }
+
     public void Read(ulong offset, Span<byte> data)
     {
         lock (_sync)

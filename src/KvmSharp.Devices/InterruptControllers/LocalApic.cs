@@ -232,17 +232,8 @@ public sealed class LocalApic : IBusDevice
         }
     }
 
-    /// <summary>The register page's guest-physical address.</summary>
-    public ulong BaseAddress
-    {
-        get
-        {
-            lock (_sync)
-            {
-                return _apicBase & ~(PageSize - 1) & ~_apicBaseReserved;
-            }
-        }
-    }
+    /// <summary>The register page's guest-physical address (no lock: the CPU may ask on every MMIO access).</summary>
+    public ulong BaseAddress => Volatile.Read(ref _apicBase) & ~(PageSize - 1) & ~_apicBaseReserved;
 
     /// <summary>IA32_APIC_BASE.EN: the APIC exists for the CPU (false: "hardware disabled").</summary>
     public bool HardwareEnabled => (Volatile.Read(ref _apicBase) & ApicBaseEnable) != 0;
@@ -498,6 +489,93 @@ public sealed class LocalApic : IBusDevice
         lock (_sync)
         {
             PollTimer(nowTimestamp);
+            UpdatePending();
+        }
+    }
+
+    /// <summary>Captures the registers, pending events and the timer (relative to now).</summary>
+    public LocalApicState Save()
+    {
+        lock (_sync)
+        {
+            long now = _time.GetTimestamp();
+            return new LocalApicState(
+                _apicBase,
+                _id,
+                _tpr,
+                _ldr,
+                _dfr,
+                _svr,
+                _esr,
+                _esrPending,
+                _icrLow,
+                _icrHigh,
+                _divideConfig,
+                _initialCount,
+                (uint[])_lvt.Clone(),
+                (uint[])_isr.Clone(),
+                (uint[])_tmr.Clone(),
+                (uint[])_irr.Clone(),
+                _nmiPending,
+                _extIntPending,
+                _lint1Level,
+                _initPending,
+                _startupVector,
+                _timerPending,
+                _timerPeriodsSignalled,
+                TimestampToTimeSpanTicks(now - _timerBase),
+                _tscDeadline,
+                TimestampToTimeSpanTicks(_deadlineTimestamp - now));
+        }
+    }
+
+    /// <summary>
+    /// Restores a state from <see cref="Save"/>; the timer goes on from where it was (the time between saving and
+    /// restoring does not count). Throws <see cref="ArgumentException"/> for arrays of the wrong size or an APIC base
+    /// with reserved bits.
+    /// </summary>
+    public void Restore(LocalApicState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Lvt is not { Length: LvtCount } || state.Isr is not { Length: 8 } || state.Tmr is not { Length: 8 } || state.Irr is not { Length: 8 })
+        {
+            throw new ArgumentException($"A LAPIC state must hold {LvtCount} LVT entries and 8 words each of ISR, TMR and IRR. Restore a state saved by this LAPIC model.", nameof(state));
+        }
+
+        if ((state.ApicBase & _apicBaseReserved) != 0)
+        {
+            throw new ArgumentException($"The saved IA32_APIC_BASE 0x{state.ApicBase:x} has bits this LAPIC reserves. Restore it with the same physical address width.", nameof(state));
+        }
+
+        lock (_sync)
+        {
+            long now = _time.GetTimestamp();
+            Volatile.Write(ref _apicBase, state.ApicBase);
+            _id = state.Id & 0xFF00_0000;
+            _tpr = state.Tpr & 0xFF;
+            _ldr = state.Ldr & 0xFF00_0000;
+            _dfr = (state.Dfr & 0xF000_0000) | 0x0FFF_FFFF;
+            _svr = state.Svr & SvrWritableMask;
+            _esr = state.Esr;
+            _esrPending = state.EsrPending;
+            _icrLow = state.IcrLow & IcrWritableMask;
+            _icrHigh = state.IcrHigh & 0xFF00_0000;
+            _divideConfig = state.DivideConfig & 0xB;
+            _initialCount = state.InitialCount;
+            state.Lvt.CopyTo(_lvt, 0);
+            state.Isr.CopyTo(_isr, 0);
+            state.Tmr.CopyTo(_tmr, 0);
+            state.Irr.CopyTo(_irr, 0);
+            _nmiPending = state.NmiPending;
+            _extIntPending = state.ExtIntPending;
+            _lint1Level = state.Lint1Level;
+            _initPending = state.InitPending;
+            _startupVector = state.StartupVector is >= 0 and <= 0xFF ? state.StartupVector : -1;
+            _timerPending = state.TimerPending;
+            _timerPeriodsSignalled = Math.Max(0, state.TimerPeriodsSignalled);
+            _timerBase = now - TimeSpanTicksToTimestamp(state.TimerStartedTicksAgo);
+            _tscDeadline = state.TscDeadline;
+            _deadlineTimestamp = now + TimeSpanTicksToTimestamp(state.DeadlineDueInTicks);
             UpdatePending();
         }
     }
@@ -824,8 +902,10 @@ public sealed class LocalApic : IBusDevice
             return; // ignored in TSC-deadline mode
         }
 
+        long now = _time.GetTimestamp();
+        PollTimer(now);
         _initialCount = value;
-        _timerBase = _time.GetTimestamp();
+        _timerBase = now;
         _timerPeriodsSignalled = 0;
         _timerPending = value != 0;
     }
@@ -880,6 +960,15 @@ public sealed class LocalApic : IBusDevice
         Int128 denominator = _timerFrequency;
         Int128 span = (((Int128)ticks * TimerDivisor * _timestampFrequency) + denominator - 1) / denominator;
         return span > long.MaxValue / 2 ? long.MaxValue / 2 : (long)span;
+    }
+
+    private long TimestampToTimeSpanTicks(long timestampSpan) =>
+        (long)((Int128)timestampSpan * TimeSpan.TicksPerSecond / _timestampFrequency);
+
+    private long TimeSpanTicksToTimestamp(long ticks)
+    {
+        Int128 span = (Int128)ticks * _timestampFrequency / TimeSpan.TicksPerSecond;
+        return span > long.MaxValue / 4 ? long.MaxValue / 4 : span < long.MinValue / 4 ? long.MinValue / 4 : (long)span;
     }
 
     /// <summary>Signals the timer if it expired by <paramref name="now"/>.</summary>

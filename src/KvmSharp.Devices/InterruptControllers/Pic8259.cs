@@ -223,6 +223,50 @@ internal sealed class Pic8259
         }
     }
 
+    public Pic8259State Save() => new(
+        Irr,
+        Isr,
+        Imr,
+        Elcr,
+        _inputs,
+        VectorBase,
+        Icw3,
+        Icw4,
+        _highestPriorityLevel,
+        _initStep,
+        _needIcw4,
+        _single,
+        _levelTriggeredAll,
+        _autoEoi,
+        _rotateOnAutoEoi,
+        _specialFullyNested,
+        _specialMask,
+        _readIsr,
+        _pollPending);
+
+    public void Restore(Pic8259State state)
+    {
+        Irr = state.Irr;
+        Isr = state.Isr;
+        Imr = state.Imr;
+        Elcr = (byte)(state.Elcr & _elcrMask);
+        _inputs = state.InputLevels;
+        VectorBase = (byte)(state.VectorBase & 0xF8);
+        Icw3 = state.Icw3;
+        Icw4 = state.Icw4;
+        _highestPriorityLevel = (byte)(state.HighestPriorityLevel & 7);
+        _initStep = state.InitStep is ExpectIcw2 or ExpectIcw3 or ExpectIcw4 ? state.InitStep : Operational;
+        _needIcw4 = state.NeedIcw4;
+        _single = state.Single;
+        _levelTriggeredAll = state.LevelTriggeredAll;
+        _autoEoi = state.AutoEoi;
+        _rotateOnAutoEoi = state.RotateOnAutoEoi;
+        _specialFullyNested = state.SpecialFullyNested;
+        _specialMask = state.SpecialMask;
+        _readIsr = state.ReadIsr;
+        _pollPending = state.PollPending;
+    }
+
     private int NextAfterIcw3() => _needIcw4 ? ExpectIcw4 : Operational;
 
     /// <summary>

@@ -215,6 +215,28 @@ public sealed class Pic8259Pair
         }
     }
 
+    /// <summary>Captures both chips' state.</summary>
+    public Pic8259PairState Save()
+    {
+        lock (_sync)
+        {
+            return new Pic8259PairState(_master.Save(), _slave.Save());
+        }
+    }
+
+    /// <summary>Restores a state from <see cref="Save"/>, then reports the INT pin to <see cref="OutputChanged"/>.</summary>
+    public void Restore(Pic8259PairState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        lock (_sync)
+        {
+            _master.Restore(state.Master);
+            _slave.Restore(state.Slave);
+            _lastOutput = _master.Output;
+            OutputChanged?.Invoke();
+        }
+    }
+
     internal void SetIrqLocked(int irq, bool level)
     {
         if ((uint)irq >= 16)

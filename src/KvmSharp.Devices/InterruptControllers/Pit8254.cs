@@ -128,6 +128,50 @@ public sealed class Pit8254 : IBusDevice
         }
     }
 
+    /// <summary>Captures the counters (after signalling the edges due now), port B and IRQ0's level.</summary>
+    public Pit8254State Save()
+    {
+        lock (_lock)
+        {
+            long clock = Now();
+            SyncIrq0(clock);
+            var channels = new Pit8254ChannelState[ChannelCount];
+            for (int i = 0; i < ChannelCount; i++)
+            {
+                channels[i] = _channels[i].Save();
+            }
+
+            return new Pit8254State(channels, _portB, _irq0Level, clock);
+        }
+    }
+
+    /// <summary>
+    /// Restores a state from <see cref="Save"/>: the counters continue from where they were when saved (their phase is
+    /// kept; the time between saving and restoring does not count). IRQ0 is driven to the saved level.
+    /// </summary>
+    public void Restore(Pit8254State state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Channels is not { Length: ChannelCount })
+        {
+            throw new ArgumentException($"A PIT state must hold {ChannelCount} counters. Restore a state saved by this PIT model.", nameof(state));
+        }
+
+        lock (_lock)
+        {
+            long clock = Now();
+            for (int i = 0; i < ChannelCount; i++)
+            {
+                _channels[i].Restore(state.Channels[i], clock - state.Clock);
+            }
+
+            _portB = (byte)(state.PortB & PortBWritable);
+            _irq0Level = state.Irq0Level;
+            _irq0.SetLevel(_irq0Level);
+            SyncIrq0(clock);
+        }
+    }
+
     public void Read(ulong offset, Span<byte> data)
     {
         lock (_lock)

@@ -60,6 +60,57 @@ internal sealed class Pit8254Channel
 
     private long InitialCount => _initial == 0 ? Modulus : _initial;
 
+    public Pit8254ChannelState Save() => new(
+        _modeBits,
+        _access,
+        _bcd,
+        _countRegister,
+        _countWritten,
+        _writeHighNext,
+        _pendingLow,
+        _readHighNext,
+        _latchedCount,
+        _latchedHighNext,
+        _latchedStatus,
+        _nullCount,
+        Gate,
+        _armed,
+        _counting,
+        _initial,
+        _loadClock,
+        _frozenElapsed,
+        _reloadPending,
+        _reloadClock,
+        _edgesDelivered,
+        _edgeOwed);
+
+    /// <summary>Restores a saved counter, moving its clock fields by <paramref name="clockShift"/> onto this PIT's time line.</summary>
+    public void Restore(Pit8254ChannelState state, long clockShift)
+    {
+        _modeBits = state.ModeBits & 7;
+        _access = state.Access is >= AccessLow and <= AccessLowHigh ? state.Access : AccessLowHigh;
+        _bcd = state.Bcd;
+        _countRegister = state.CountRegister & 0xFFFF;
+        _countWritten = state.CountWritten;
+        _writeHighNext = state.WriteHighNext;
+        _pendingLow = state.PendingLow;
+        _readHighNext = state.ReadHighNext;
+        _latchedCount = state.LatchedCount is >= 0 and <= 0xFFFF ? state.LatchedCount : -1;
+        _latchedHighNext = state.LatchedHighNext;
+        _latchedStatus = state.LatchedStatus is >= 0 and <= 0xFF ? state.LatchedStatus : -1;
+        _nullCount = state.NullCount;
+        Gate = state.Gate;
+        _armed = state.Armed;
+        _counting = state.Counting;
+        _initial = state.Initial & 0xFFFF;
+        _loadClock = state.LoadClock + clockShift;
+        _frozenElapsed = Math.Max(0, state.FrozenElapsed);
+        _reloadPending = state.ReloadPending;
+        _reloadClock = state.ReloadClock + clockShift;
+        _edgesDelivered = Math.Max(0, state.EdgesDelivered);
+        _edgeOwed = state.EdgeOwed;
+    }
+
     /// <summary>A control word for this counter (RW != 0): all control logic is reset and OUT takes its initial level.</summary>
     public void Program(int access, int modeBits, bool bcd)
     {
