@@ -25,6 +25,7 @@ public sealed class EmulatorVcpu : IVcpu
     private int _breakpointCount;
     private bool _resumeFromBreakpoint;
     private bool _halted;
+    private bool _waitingForStartup;
     private bool _disposed;
 
     public EmulatorVcpu(int index, GuestMemory memory, IEmulatedInterrupts interrupts, EmulatorPlatform platform, CpuidModel cpuid)
@@ -41,6 +42,7 @@ public sealed class EmulatorVcpu : IVcpu
         Platform = platform;
         _cpu = new Interpreter(State, memory, null, Platform) { Cpuid = cpuid };
         _apicIo = new LocalApicIo(interrupts, Statistics);
+        _waitingForStartup = index != 0; // application processors wait for INIT/SIPI, as KVM keeps them uninitialized
     }
 
     public int Index { get; }
@@ -79,6 +81,24 @@ public sealed class EmulatorVcpu : IVcpu
             }
 
             _interrupts.Poll(Stopwatch.GetTimestamp());
+            if (_interrupts.TakeInit())
+            {
+                _waitingForStartup = true; // INIT: wait for a startup IPI
+                _halted = false;
+            }
+
+            if (_waitingForStartup)
+            {
+                int vector = _interrupts.TakeStartupVector();
+                if (vector < 0)
+                {
+                    _wake.Wait(10);
+                    continue;
+                }
+
+                EnterStartupState(vector);
+            }
+
             if (!DeliverPendingEvents(out var failed))
             {
                 return failed;
@@ -219,6 +239,32 @@ public sealed class EmulatorVcpu : IVcpu
 
         double ms = (deadline - now) * 1000.0 / Stopwatch.Frequency;
         _wake.Wait(TimeSpan.FromMilliseconds(Math.Min(ms, 100)));
+    }
+
+    /// <summary>The state a startup IPI leaves: real mode at vector * 0x1000, CS = vector * 0x100, IP = 0 (SDM Vol. 3A 9.4.4).</summary>
+    private void EnterStartupState(int vector)
+    {
+        _waitingForStartup = false;
+        _halted = false;
+        var system = new X86SystemRegisters
+        {
+            Cs = SegmentRegister.RealMode((ushort)(vector << 8), code: true),
+            Ds = SegmentRegister.RealMode(0),
+            Es = SegmentRegister.RealMode(0),
+            Fs = SegmentRegister.RealMode(0),
+            Gs = SegmentRegister.RealMode(0),
+            Ss = SegmentRegister.RealMode(0),
+            Cr0 = 0x6000_0010,
+        };
+        system.Idt.Limit = 0x3FF;
+        system.Gdt.Limit = 0xFFFF;
+        system.Ldt.Unusable = 1;
+        system.Tr.Type = 0xB;
+        system.Tr.Present = 1;
+        system.Tr.Limit = 0xFFFF;
+        SetSystemRegisters(system);
+        SetRegisters(new X86Registers { Rflags = X86Registers.FlagsReserved, Rdx = CpuidModel.Signature });
+        State.Fx.Reset();
     }
 
     /// <summary>Wakes the vCPU from HLT (an interrupt was raised from another thread).</summary>

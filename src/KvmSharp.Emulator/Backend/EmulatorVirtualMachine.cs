@@ -121,6 +121,19 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
 
         public bool TakeNmi() => apic.TakeNmi();
 
+        public bool TakeInit()
+        {
+            if (!apic.TakeInit())
+            {
+                return false;
+            }
+
+            apic.InitReset();
+            return true;
+        }
+
+        public int TakeStartupVector() => apic.TakeStartupVector();
+
         public void Poll(long nowTimestamp)
         {
             pit?.Poll(nowTimestamp);

@@ -15,6 +15,12 @@ public interface IEmulatedInterrupts
     /// <summary>Consumes a pending NMI.</summary>
     bool TakeNmi();
 
+    /// <summary>Consumes a pending INIT IPI.</summary>
+    bool TakeInit();
+
+    /// <summary>Consumes a pending startup IPI: its vector, or -1.</summary>
+    int TakeStartupVector();
+
     /// <summary>Raises the timer interrupts due at <paramref name="nowTimestamp"/> (Stopwatch ticks).</summary>
     void Poll(long nowTimestamp);
 

@@ -210,12 +210,23 @@ public sealed partial class Interpreter
     private bool ExecuteUnary()
     {
         int size = _insn.OperandSize;
+        ulong f = _state.RFlags;
+        if (_insn.Map == OpcodeMap.OneByte && _insn.Opcode is >= 0x40 and <= 0x4F)
+        {
+            // INC/DEC r16/r32 (40-4F outside 64-bit mode, where they are REX): the register is in the opcode.
+            int register = _insn.Opcode & 7;
+            ulong operand = ReadRegister(register, size);
+            var result = _insn.Op == Mnemonic.Inc ? Alu.Inc(operand, size, f) : Alu.Dec(operand, size, f);
+            WriteRegister(register, size, result.Value);
+            _state.RFlags = result.RFlags;
+            return true;
+        }
+
         if (!ReadRm(size, MemoryAccess.Write, out ulong value))
         {
             return false;
         }
 
-        ulong f = _state.RFlags;
         var r = _insn.Op switch
         {
             Mnemonic.Inc => Alu.Inc(value, size, f),
