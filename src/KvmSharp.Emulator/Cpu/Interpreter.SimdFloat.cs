@@ -231,14 +231,14 @@ public sealed partial class Interpreter
             result = Xmm(_insn.Reg).AsUInt64().WithElement(0, pair).AsByte();
         }
 
+        if (fromRegister)
+        {
+            TouchMmx(); // the transition to MMX state happens even when a SIMD exception then faults
+        }
+
         if (!CommitSimdFloat(flags))
         {
             return false;
-        }
-
-        if (fromRegister)
-        {
-            TouchMmx();
         }
 
         SetXmm(_insn.Reg, result);
@@ -270,6 +270,7 @@ public sealed partial class Interpreter
             high = SseFloat.ToInteger<Binary32>(source.AsUInt32().GetElement(1), 4, truncate, mxcsr, ref flags);
         }
 
+        TouchMmx(); // the transition to MMX state happens even when a SIMD exception then faults
         if (!CommitSimdFloat(flags))
         {
             return false;
