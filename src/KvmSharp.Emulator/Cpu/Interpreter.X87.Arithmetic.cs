@@ -133,17 +133,16 @@ public sealed partial class Interpreter
             return X87CompareUnderflow(pops);
         }
 
+        // The condition codes are written even when an unmasked exception suppresses the pops.
         var ctx = NewX87Context();
         var comparison = X87Arithmetic.Compare(St(0), operand, quiet, ref ctx, denormal);
-        if (ctx.Aborted)
-        {
-            return X87Aborted(ctx);
-        }
-
         SetConditionCodes(C0 | C2 | C3, ConditionCodesFor(comparison));
-        for (int p = 0; p < pops; p++)
+        if (!ctx.Aborted)
         {
-            PopX87();
+            for (int p = 0; p < pops; p++)
+            {
+                PopX87();
+            }
         }
 
         X87Complete(ctx.Flags, false);
@@ -152,9 +151,9 @@ public sealed partial class Interpreter
 
     private bool X87CompareUnderflow(int pops)
     {
+        SetConditionCodes(C0 | C2 | C3, C0 | C2 | C3);
         if (Fx.IsMaskedX87(IE))
         {
-            SetConditionCodes(C0 | C2 | C3, C0 | C2 | C3);
             for (int p = 0; p < pops; p++)
             {
                 PopX87();
@@ -165,31 +164,28 @@ public sealed partial class Interpreter
         return true;
     }
 
-    /// <summary>FCOMI/FCOMIP/FUCOMI/FUCOMIP: the comparison in ZF/PF/CF, with OF/SF/AF cleared.</summary>
+    /// <summary>
+    /// FCOMI/FCOMIP/FUCOMI/FUCOMIP: the comparison in ZF/PF/CF, with OF/SF/AF cleared, even when an unmasked
+    /// exception suppresses the pop; C1 is cleared by a stack underflow and otherwise left alone (as this CPU's
+    /// hardware does).
+    /// </summary>
     private bool X87CompareFlags(int i, bool quiet, bool pop)
     {
         X87Comparison comparison;
         int flags;
+        bool aborted;
         if (IsEmpty(0) || IsEmpty(i))
         {
             flags = IE | SF;
             comparison = X87Comparison.Unordered;
-            if (!Fx.IsMaskedX87(IE))
-            {
-                X87Complete(flags, false);
-                return true;
-            }
+            aborted = !Fx.IsMaskedX87(IE);
         }
         else
         {
             var ctx = NewX87Context();
             comparison = X87Arithmetic.Compare(St(0), St(i), quiet, ref ctx);
-            if (ctx.Aborted)
-            {
-                return X87Aborted(ctx);
-            }
-
             flags = ctx.Flags;
+            aborted = ctx.Aborted;
         }
 
         ulong rflags = _state.RFlags & ~(Flags.ZF | Flags.PF | Flags.CF | Flags.OF | Flags.SF | Flags.AF);
@@ -201,12 +197,13 @@ public sealed partial class Interpreter
             _ => Flags.ZF | Flags.PF | Flags.CF,
         };
         _state.RFlags = rflags;
-        if (pop)
+        bool underflow = IsEmpty(0) || IsEmpty(i);
+        if (pop && !aborted)
         {
             PopX87();
         }
 
-        X87Complete(flags, false);
+        X87Complete(flags, underflow ? false : null);
         return true;
     }
 
@@ -406,7 +403,7 @@ public sealed partial class Interpreter
 
         if (!IsEmpty(7))
         {
-            return X87StackOverflow();
+            return X87StackOverflowPush();
         }
 
         var ctx = NewX87Context();
@@ -437,7 +434,7 @@ public sealed partial class Interpreter
 
         if (!IsEmpty(7))
         {
-            return X87StackOverflow();
+            return X87StackOverflowPush();
         }
 
         var ctx = NewX87Context();
@@ -468,7 +465,7 @@ public sealed partial class Interpreter
 
         if (!IsEmpty(7))
         {
-            return X87StackOverflow();
+            return X87StackOverflowPush();
         }
 
         var ctx = NewX87Context();
@@ -497,25 +494,45 @@ public sealed partial class Interpreter
         return true;
     }
 
+    /// <summary>Stack overflow of an instruction that replaces ST(0) and pushes: masked, both get the indefinite.</summary>
+    private bool X87StackOverflowPush()
+    {
+        if (Fx.IsMaskedX87(IE))
+        {
+            SetSt(0, Float80.Indefinite);
+            PushX87(Float80.Indefinite);
+        }
+
+        X87Complete(IE | SF, true);
+        return true;
+    }
+
     /// <summary>FPREM/FPREM1: the quotient's low bits in C0/C3/C1 and C2 = 1 for a partial remainder.</summary>
     private bool X87PartialRemainder(bool ieee)
     {
         if (IsEmpty(0) || IsEmpty(1))
         {
+            SetConditionCodes(C2, 0);
             return X87StackUnderflow(0, 0);
         }
 
         var ctx = NewX87Context();
         var result = X87Arithmetic.Remainder(St(0), St(1), ieee, ref ctx, out bool partial, out int quotient);
+        SetConditionCodes(C2, 0);
         if (ctx.Aborted)
         {
             return X87Aborted(ctx);
         }
 
         SetSt(0, result);
-        int codes = partial ? C2 : ((quotient & 4) != 0 ? C0 : 0) | ((quotient & 2) != 0 ? C3 : 0);
-        SetConditionCodes(C0 | C2 | C3, codes);
-        X87Complete(ctx.Flags, !partial && (quotient & 1) != 0);
+        if (quotient >= 0)
+        {
+            // A reduction took place: the quotient bits (or C2 for a partial one). NaN and invalid results leave C0/C3.
+            int codes = partial ? C2 : ((quotient & 4) != 0 ? C0 : 0) | ((quotient & 2) != 0 ? C3 : 0);
+            SetConditionCodes(C0 | C2 | C3, codes);
+        }
+
+        X87Complete(ctx.Flags, !partial && quotient > 0 && (quotient & 1) != 0);
         return true;
     }
 

@@ -78,11 +78,12 @@ public sealed partial class Interpreter
             8 => X87Arithmetic.FromDouble(BinaryPrimitives.ReadUInt64LittleEndian(bytes), ref ctx),
             _ => new Float80(BinaryPrimitives.ReadUInt64LittleEndian(bytes), BinaryPrimitives.ReadUInt16LittleEndian(bytes[8..])),
         };
-        if (ctx.Aborted)
+        if ((ctx.Flags & ~Fx.Fcw & IE) != 0)
         {
             return X87Aborted(ctx);
         }
 
+        // An unmasked #D does not stop the load: the normalized value is pushed and the exception left pending.
         PushX87(value);
         X87Complete(ctx.Flags, false);
         return true;
@@ -128,13 +129,9 @@ public sealed partial class Interpreter
     /// <summary>FLD ST(i): pushes a copy (no exception but #IS).</summary>
     private bool X87LoadRegister(int i)
     {
-        if (!IsEmpty(7))
-        {
-            return X87StackOverflow();
-        }
-
         if (IsEmpty(i))
         {
+            // An empty source is an underflow (C1 = 0) even when the push also overflows.
             if (Fx.IsMaskedX87(IE))
             {
                 PushX87(Float80.Indefinite);
@@ -142,6 +139,11 @@ public sealed partial class Interpreter
 
             X87Complete(IE | SF, false);
             return true;
+        }
+
+        if (!IsEmpty(7))
+        {
+            return X87StackOverflow();
         }
 
         PushX87(St(i));
@@ -184,7 +186,7 @@ public sealed partial class Interpreter
 
             if (!store || ctx.Aborted)
             {
-                X87Complete(ctx.Flags, null);
+                X87Complete(ctx.Flags, false);
                 return true;
             }
 
@@ -246,7 +248,7 @@ public sealed partial class Interpreter
         {
             if (!X87Arithmetic.ToInteger(St(0), size, ref ctx, out integer))
             {
-                X87Complete(ctx.Flags, null);
+                X87Complete(ctx.Flags, false);
                 return true;
             }
 
@@ -290,7 +292,7 @@ public sealed partial class Interpreter
         {
             if (!X87Arithmetic.ToPackedBcd(St(0), ref ctx, bytes))
             {
-                X87Complete(ctx.Flags, null);
+                X87Complete(ctx.Flags, false);
                 return true;
             }
 
@@ -363,10 +365,10 @@ public sealed partial class Interpreter
         Fx.SetTag(Physical(i), TagEmpty);
         if (pop)
         {
-            Fx.Top = Fx.Top + 1;
+            PopX87();
         }
 
-        X87Complete(0, null);
+        X87Complete(0, false);
         return true;
     }
 }

@@ -32,7 +32,7 @@ public static partial class X87Arithmetic
     private static readonly Format Single = new(23, 8);
     private static readonly Format Double = new(52, 11);
 
-    /// <summary>FLD m32fp: exact; an SNaN raises #I and loads quiet, a denormal raises #D and loads normalized.</summary>
+    /// <summary>FLD m32fp: exact; an SNaN raises #I and loads quiet, a denormal raises #D and loads normalized (even when #D is unmasked).</summary>
     public static Float80 FromSingle(uint bits, ref X87Context ctx) => Load(ExactSingle(bits, out bool denormal), denormal, ref ctx);
 
     /// <summary>FLD m64fp (see <see cref="FromSingle"/>).</summary>
@@ -52,9 +52,9 @@ public static partial class X87Arithmetic
             return value.Quiet();
         }
 
-        if (denormal && ctx.Raise(DE))
+        if (denormal)
         {
-            return default;
+            ctx.Raise(DE);
         }
 
         return value;
@@ -132,16 +132,9 @@ public static partial class X87Arithmetic
             case Float80Class.Zero:
                 bits = signBit;
                 return true;
-            case Float80Class.Denormal:
-            case Float80Class.PseudoDenormal:
-                if (ctx.Raise(DE))
-                {
-                    return false;
-                }
-
-                break;
         }
 
+        // A denormal source raises no #D here (as this CPU's hardware does): it simply underflows.
         ulong sig = Normalize(value, out int exponent);
         if (!RoundCore(value.Sign, exponent, (UInt128)sig << 64, format.FractionBits + 1, format.MinExponent, format.MaxExponent,
                 false, ref ctx, out int e, out ulong s))

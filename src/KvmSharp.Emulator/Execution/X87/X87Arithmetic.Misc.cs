@@ -44,11 +44,8 @@ public static partial class X87Arithmetic
             return X87Comparison.Unordered;
         }
 
-        if (DenormalOperands(a, b, ref ctx, denormalSource))
-        {
-            return X87Comparison.Unordered;
-        }
-
+        // An unmasked #D still lets the comparison complete (the instruction only skips its pops).
+        DenormalOperands(a, b, ref ctx, denormalSource);
         bool aZero = a.IsZero;
         bool bZero = b.IsZero;
         if (aZero && bZero)
@@ -152,13 +149,14 @@ public static partial class X87Arithmetic
     /// FPREM (<paramref name="ieee"/> false: truncating quotient) and FPREM1 (quotient rounded to nearest) of a by
     /// b. An exponent difference of 64 or more gives a partial remainder: the difference is reduced by
     /// N = 32 + (d mod 32), as this CPU's hardware does, and C2 is set. <paramref name="quotient"/> holds the low
-    /// three quotient bits of a complete reduction (C0 = Q2, C3 = Q1, C1 = Q0).
+    /// three quotient bits of a complete reduction (C0 = Q2, C3 = Q1, C1 = Q0), or −1 when no reduction took
+    /// place (a NaN or invalid result).
     /// </summary>
     public static Float80 Remainder(Float80 a, Float80 b, bool ieee, ref X87Context ctx, out bool partial, out int quotient)
     {
         ctx.RoundedUp = false;
         partial = false;
-        quotient = 0;
+        quotient = -1;
         if (ScreenOperands(a, b, ref ctx, out var nan))
         {
             return nan;
@@ -175,6 +173,7 @@ public static partial class X87Arithmetic
             return default;
         }
 
+        quotient = 0;
         if (a.IsZero || b.IsInfinity)
         {
             return a;
@@ -188,8 +187,9 @@ public static partial class X87Arithmetic
         {
             if (!ieee || d < -1 || am <= bm)
             {
-                // |a| < |b| / 2 (or FPREM): the quotient is 0 and the remainder a itself.
-                return a;
+                // |a| < |b| / 2 (or FPREM): the quotient is 0 and the remainder a itself, re-encoded (a pseudo-denormal
+                // becomes normal; a denormal with #U unmasked underflows like any tiny result).
+                return RoundToExtended(negative, ae, (UInt128)am << 64, 64, ref ctx);
             }
 
             // FPREM1 with |b| / 2 < |a| < |b|: the quotient rounds to 1.
@@ -277,6 +277,13 @@ public static partial class X87Arithmetic
         if (aInf || aZero)
         {
             return a;
+        }
+
+        if (b.IsZero)
+        {
+            // Scaling by ±0 returns a exactly, without an underflow even for a denormal (a pseudo-denormal gets
+            // its canonical exponent 1), as this CPU's hardware does.
+            return a.Class == Float80Class.PseudoDenormal ? Float80.Pack(a.Sign, 1, a.Significand) : a;
         }
 
         int n = TruncateScale(b);

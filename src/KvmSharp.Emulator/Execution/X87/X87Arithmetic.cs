@@ -69,7 +69,9 @@ public static partial class X87Arithmetic
                 e -= BiasAdjust;
                 if (e > maxExponent)
                 {
-                    // Massive overflow (FSCALE): even the biased result does not fit.
+                    // Massive overflow (FSCALE): even the biased result does not fit; ∞, inexact, rounded up.
+                    ctx.Flags |= PE;
+                    ctx.RoundedUp = true;
                     resultExponent = maxExponent + 1;
                     resultSignificand = Float80.IntegerBit;
                     return true;
@@ -114,7 +116,9 @@ public static partial class X87Arithmetic
                 e += BiasAdjust;
                 if (e < minExponent)
                 {
-                    // Massive underflow (FSCALE): even the biased result is tiny; deliver a signed zero.
+                    // Massive underflow (FSCALE): even the biased result is tiny; a signed zero, inexact.
+                    ctx.Flags |= PE;
+                    ctx.RoundedUp = false;
                     resultExponent = minExponent - 1;
                     resultSignificand = 0;
                     return true;
