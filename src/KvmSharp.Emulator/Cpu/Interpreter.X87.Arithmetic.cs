@@ -152,7 +152,7 @@ public sealed partial class Interpreter
     private bool X87CompareUnderflow(int pops)
     {
         SetConditionCodes(C0 | C2 | C3, C0 | C2 | C3);
-        if (Fx.IsMaskedX87(IE))
+        if (X87Masked(IE))
         {
             for (int p = 0; p < pops; p++)
             {
@@ -178,7 +178,7 @@ public sealed partial class Interpreter
         {
             flags = IE | SF;
             comparison = X87Comparison.Unordered;
-            aborted = !Fx.IsMaskedX87(IE);
+            aborted = !X87Masked(IE);
         }
         else
         {
@@ -329,14 +329,25 @@ public sealed partial class Interpreter
     /// <summary>FSQRT, FRNDINT, F2XM1, FSIN, FCOS: ST(0) = f(ST(0)); FSIN/FCOS out of range set C2 and change nothing else.</summary>
     private bool X87Unary(X87UnaryOperation operation)
     {
+        bool trigonometric = operation is X87UnaryOperation.Sine or X87UnaryOperation.Cosine;
         if (IsEmpty(0))
         {
+            if (trigonometric)
+            {
+                SetConditionCodes(C2, 0);
+            }
+
             return X87StackUnderflow(0, 0);
         }
 
         var ctx = NewX87Context();
         var x = St(0);
         bool outOfRange = false;
+        if (trigonometric)
+        {
+            SetConditionCodes(C2, 0);
+        }
+
         var result = operation switch
         {
             X87UnaryOperation.SquareRoot => X87Arithmetic.SquareRoot(x, ctx.Precision, ref ctx),
@@ -350,13 +361,11 @@ public sealed partial class Interpreter
             return X87Aborted(ctx);
         }
 
-        bool trigonometric = operation is X87UnaryOperation.Sine or X87UnaryOperation.Cosine;
-        if (trigonometric)
+        if (outOfRange)
         {
-            SetConditionCodes(C2, outOfRange ? C2 : 0);
+            SetConditionCodes(C2, C2);
         }
-
-        if (!outOfRange)
+        else
         {
             SetSt(0, result);
         }
@@ -398,26 +407,29 @@ public sealed partial class Interpreter
     {
         if (IsEmpty(0))
         {
+            SetConditionCodes(C2, 0);
             return X87StackUnderflowPush();
         }
 
         if (!IsEmpty(7))
         {
+            SetConditionCodes(C2, 0);
             return X87StackOverflowPush();
         }
 
         var ctx = NewX87Context();
         var result = X87Transcendental.Tangent(St(0), ref ctx, out bool outOfRange);
+        SetConditionCodes(C2, outOfRange ? C2 : 0);
         if (ctx.Aborted)
         {
             return X87Aborted(ctx);
         }
 
-        SetConditionCodes(C2, outOfRange ? C2 : 0);
         if (!outOfRange)
         {
+            // A NaN result (NaN or invalid operand) is pushed in place of the 1.0 too.
             SetSt(0, result);
-            PushX87(Float80.One);
+            PushX87(result.IsNaN ? result : Float80.One);
         }
 
         X87Complete(ctx.Flags, ctx.RoundedUp);
@@ -429,22 +441,24 @@ public sealed partial class Interpreter
     {
         if (IsEmpty(0))
         {
+            SetConditionCodes(C2, 0);
             return X87StackUnderflowPush();
         }
 
         if (!IsEmpty(7))
         {
+            SetConditionCodes(C2, 0);
             return X87StackOverflowPush();
         }
 
         var ctx = NewX87Context();
         X87Transcendental.SineCosine(St(0), ref ctx, out var sine, out var cosine, out bool outOfRange);
+        SetConditionCodes(C2, outOfRange ? C2 : 0);
         if (ctx.Aborted)
         {
             return X87Aborted(ctx);
         }
 
-        SetConditionCodes(C2, outOfRange ? C2 : 0);
         if (!outOfRange)
         {
             SetSt(0, sine);
@@ -484,7 +498,7 @@ public sealed partial class Interpreter
     /// <summary>Stack underflow of an instruction that replaces ST(0) and pushes: masked, both get the indefinite.</summary>
     private bool X87StackUnderflowPush()
     {
-        if (Fx.IsMaskedX87(IE))
+        if (X87Masked(IE))
         {
             SetSt(0, Float80.Indefinite);
             PushX87(Float80.Indefinite);
@@ -497,7 +511,7 @@ public sealed partial class Interpreter
     /// <summary>Stack overflow of an instruction that replaces ST(0) and pushes: masked, both get the indefinite.</summary>
     private bool X87StackOverflowPush()
     {
-        if (Fx.IsMaskedX87(IE))
+        if (X87Masked(IE))
         {
             SetSt(0, Float80.Indefinite);
             PushX87(Float80.Indefinite);

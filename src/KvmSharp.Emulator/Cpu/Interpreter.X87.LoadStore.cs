@@ -132,7 +132,7 @@ public sealed partial class Interpreter
         if (IsEmpty(i))
         {
             // An empty source is an underflow (C1 = 0) even when the push also overflows.
-            if (Fx.IsMaskedX87(IE))
+            if (X87Masked(IE))
             {
                 PushX87(Float80.Indefinite);
             }
@@ -160,7 +160,7 @@ public sealed partial class Interpreter
         bool roundedUp = false;
         if (IsEmpty(0))
         {
-            if (!Fx.IsMaskedX87(IE))
+            if (!X87Masked(IE))
             {
                 X87Complete(IE | SF, false);
                 return true;
@@ -235,7 +235,7 @@ public sealed partial class Interpreter
         bool roundedUp = false;
         if (IsEmpty(0))
         {
-            if (!Fx.IsMaskedX87(IE))
+            if (!X87Masked(IE))
             {
                 X87Complete(IE | SF, false);
                 return true;
@@ -279,7 +279,7 @@ public sealed partial class Interpreter
         bool roundedUp = false;
         if (IsEmpty(0))
         {
-            if (!Fx.IsMaskedX87(IE))
+            if (!X87Masked(IE))
             {
                 X87Complete(IE | SF, false);
                 return true;
@@ -335,7 +335,7 @@ public sealed partial class Interpreter
         if (IsEmpty(0) || IsEmpty(i))
         {
             flags = IE | SF;
-            if (!Fx.IsMaskedX87(IE))
+            if (!X87Masked(IE))
             {
                 X87Complete(flags, false);
                 return true;

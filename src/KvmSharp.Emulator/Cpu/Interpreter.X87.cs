@@ -119,6 +119,9 @@ public sealed partial class Interpreter
 
     private X87Context NewX87Context() => new(Fx.Fcw);
 
+    /// <summary>Whether the exception <paramref name="flag"/> is masked in FCW.</summary>
+    private bool X87Masked(int flag) => (Fx.Fcw & flag) != 0;
+
     /// <summary>
     /// Records the outcome of a non-control instruction: ORs <paramref name="flags"/> into the exception flags,
     /// sets C1 to <paramref name="c1"/> (unless null), sets ES/B when an exception is unmasked, and updates FIP
@@ -168,7 +171,7 @@ public sealed partial class Interpreter
     /// </summary>
     private bool X87StackUnderflow(int destination, int pops)
     {
-        if (Fx.IsMaskedX87(IE))
+        if (X87Masked(IE))
         {
             if (destination >= 0)
             {
@@ -188,7 +191,7 @@ public sealed partial class Interpreter
     /// <summary>#IS: stack overflow (the push target is not empty). IE and SF with C1 = 1; masked, the real indefinite is pushed.</summary>
     private bool X87StackOverflow()
     {
-        if (Fx.IsMaskedX87(IE))
+        if (X87Masked(IE))
         {
             PushX87(Float80.Indefinite);
         }
@@ -290,11 +293,4 @@ public sealed partial class Interpreter
         WriteRegister(Gpr.Rax, 2, Fx.Fsw);
         return true;
     }
-}
-
-/// <summary>FCW helpers for the interpreter.</summary>
-internal static class FxStateX87Extensions
-{
-    /// <summary>Whether the exception <paramref name="flag"/> is masked in FCW.</summary>
-    public static bool IsMaskedX87(this FxState fx, int flag) => (fx.Fcw & flag) != 0;
 }

@@ -23,7 +23,10 @@ internal sealed class X87Differential : IDisposable
     private readonly byte[] _hostMemory = new byte[X87NativeRunner.MemorySize];
     private readonly byte[] _guestMemory = new byte[X87NativeRunner.MemorySize];
 
-    /// <summary>Registers may differ by this many units in the last place (transcendentals); C1 then too.</summary>
+    /// <summary>
+    /// Registers may differ by this many units in the last place (transcendentals); C1 (the rounding direction of
+    /// an approximation) is then not compared.
+    /// </summary>
     public int UlpTolerance { get; init; }
 
     /// <summary>Compares one case; null when host and interpreter agree, else a description.</summary>
@@ -57,14 +60,12 @@ internal sealed class X87Differential : IDisposable
         Field(report, "FCW", Read16(_hostFx, 0), Read16(_guestFx, 0));
         ushort hostFsw = Read16(_hostFx, 2);
         ushort guestFsw = Read16(_guestFx, 2);
-        bool registersEqual = true;
         for (int i = 0; i < 8; i++)
         {
             var host = Register(_hostFx, i);
             var guest = Register(_guestFx, i);
             if (host != guest)
             {
-                registersEqual = false;
                 if (UlpDistance(host, guest) > (ulong)UlpTolerance)
                 {
                     report.Append($" ST{i}: host {host} interpreter {guest};");
@@ -72,7 +73,7 @@ internal sealed class X87Differential : IDisposable
             }
         }
 
-        int fswMask = registersEqual || UlpTolerance == 0 ? 0xFFFF : 0xFFFF & ~X87Bits.C1;
+        int fswMask = UlpTolerance == 0 ? 0xFFFF : 0xFFFF & ~X87Bits.C1;
         Field(report, "FSW", (ushort)(hostFsw & fswMask), (ushort)(guestFsw & fswMask));
         Field(report, "FTW", _hostFx[4], _guestFx[4]);
         Field(report, "FOP", Read16(_hostFx, 6), Read16(_guestFx, 6));

@@ -1,5 +1,3 @@
-using System.Numerics;
-
 namespace KvmSharp.Emulator.Execution.X87;
 
 /// <summary>
@@ -89,17 +87,25 @@ internal readonly struct WideFloat
     }
 
     /// <summary>
-    /// Rounds to the extended format (64 bits, the context's rounding control). The value is never exact (a sticky
-    /// bit is added): callers handle exact special cases before.
+    /// Rounds to the extended format (64 bits, the context's rounding control). An approximation is never exact: a
+    /// sticky bit marks it inexact. An <paramref name="exact"/> value (one the hardware's approximation also hits
+    /// exactly, such as log2 of a power of two) is rounded as it is, and still reported inexact as the hardware does.
     /// </summary>
-    public Float80 ToFloat80(ref X87Context ctx)
+    public Float80 ToFloat80(ref X87Context ctx, bool exact = false)
     {
         if (IsZero)
         {
             return Float80.Zero(Negative);
         }
 
-        return X87Arithmetic.RoundToExtended(Negative, Exponent + Float80.Bias, Mantissa | UInt128.One, 64, ref ctx);
+        var result = X87Arithmetic.RoundToExtended(Negative, Exponent + Float80.Bias, exact ? Mantissa : Mantissa | UInt128.One, 64, ref ctx);
+        ctx.Flags |= X87Bits.PE;
+        if (exact && Exponent + Float80.Bias < 1)
+        {
+            ctx.Flags |= X87Bits.UE; // tiny and (as far as the hardware is concerned) inexact
+        }
+
+        return result;
     }
 
     public WideFloat Negate() => new(!Negative, Exponent, Mantissa);
@@ -220,6 +226,4 @@ internal readonly struct WideFloat
     public bool IsBelow(int power) => IsZero || Exponent < power;
 
     public override string ToString() => $"{(Negative ? "-" : "")}{Mantissa:X32}p{Exponent}";
-
-    internal static int LeadingZeros(ulong value) => BitOperations.LeadingZeroCount(value);
 }

@@ -310,7 +310,7 @@ public static class X87Transcendental
         return (yNegative ? angle.Negate() : angle).ToFloat80(ref ctx);
     }
 
-    /// <summary>F2XM1: 2^x − 1 (the SDM defines −1 ≤ x ≤ 1; other finite x are computed the same way).</summary>
+    /// <summary>F2XM1: 2^x − 1 for |x| &lt; 1 (the SDM's range; beyond it the hardware's own behaviour is reproduced).</summary>
     public static Float80 TwoToXMinusOne(Float80 x, ref X87Context ctx)
     {
         ctx.RoundedUp = false;
@@ -332,6 +332,14 @@ public static class X87Transcendental
         if (x.IsDenormal && ctx.Raise(DE))
         {
             return default;
+        }
+
+        if (x.Exponent >= Float80.Bias)
+        {
+            // |x| ≥ 1 is outside the defined range: this CPU's hardware returns x itself (−1 gives −0.5), inexact.
+            ctx.Flags |= PE;
+            bool minusOne = x.Sign && x.Exponent == Float80.Bias && x.Significand == Float80.IntegerBit;
+            return minusOne ? Float80.Pack(true, Float80.Bias - 1, Float80.IntegerBit) : x;
         }
 
         var u = WideFloat.FromFloat80(x) * WideFloat.Ln2;
@@ -376,12 +384,8 @@ public static class X87Transcendental
                 return Float80.Indefinite;
             }
 
+            // A denormal y raises no #D here: the divide-by-zero decides.
             if (!y.IsInfinity && ctx.Raise(ZE))
-            {
-                return default;
-            }
-
-            if (y.IsDenormal && ctx.Raise(DE))
             {
                 return default;
             }
@@ -416,9 +420,7 @@ public static class X87Transcendental
             return default;
         }
 
-        ulong significand = X87Arithmetic.Normalize(x, out int exponent);
-        int unbiased = exponent - Float80.Bias;
-        bool belowOne = unbiased < 0;
+        bool belowOne = x.Exponent < Float80.Bias;
         if (y.IsInfinity)
         {
             return Float80.Infinity(y.Sign ^ belowOne);
@@ -429,27 +431,15 @@ public static class X87Transcendental
             return Float80.Zero(y.Sign ^ belowOne);
         }
 
-        if (significand == Float80.IntegerBit)
-        {
-            // x = 2^n: y · n, rounded once.
-            return unbiased == 0
-                ? Float80.Zero(y.Sign)
-                : X87Arithmetic.Multiply(y, X87Arithmetic.FromInteger(unbiased), 64, ref ctx);
-        }
-
-        var m = new WideFloat(false, 0, (UInt128)significand << 64); // [1, 2)
-        if (significand > 0xB504_F333_F9DE_6484)
-        {
-            // m above √2: use m/2 and n + 1 so that log2(m) stays within ±1/2.
-            m = m.Scale(-1);
-            unbiased++;
-        }
-
-        var logarithm = WideFloat.FromInteger(unbiased) + (LogOfRatio(m - WideFloat.One, m + WideFloat.One) / WideFloat.Ln2);
-        return (WideFloat.FromFloat80(y) * logarithm).ToFloat80(ref ctx);
+        // x = 2^n gives n exactly (still reported inexact, as the hardware does).
+        var logarithm = Log2(WideFloat.FromFloat80(x), out bool exact);
+        return (WideFloat.FromFloat80(y) * logarithm).ToFloat80(ref ctx, exact);
     }
 
-    /// <summary>FYL2XP1: y · log2(x + 1) (ST(1) = y, ST(0) = x; the SDM defines |x| &lt; 1 − √2/2).</summary>
+    /// <summary>
+    /// FYL2XP1: y · log2(x + 1) (ST(1) = y, ST(0) = x). The SDM defines |x| &lt; 1 − √2/2; larger x are computed
+    /// accurately as the hardware does, and x ≤ −1 reproduces the hardware (x itself).
+    /// </summary>
     public static Float80 YLog2XPlusOne(Float80 y, Float80 x, ref X87Context ctx)
     {
         ctx.RoundedUp = false;
@@ -474,11 +464,21 @@ public static class X87Transcendental
             return Float80.Zero(x.Sign ^ y.Sign);
         }
 
-        if (x.IsInfinity || (x.Sign && x.Exponent >= Float80.Bias))
+        if (x.IsInfinity)
         {
-            // Outside the domain (x ≤ −1 or ±∞): invalid.
-            ctx.Raise(IE);
-            return Float80.Indefinite;
+            // log2(+∞) = +∞ (times ±0 invalid); x = −∞ is outside the domain.
+            if (x.Sign || y.IsZero)
+            {
+                ctx.Raise(IE);
+                return Float80.Indefinite;
+            }
+
+            if (y.IsDenormal && ctx.Raise(DE))
+            {
+                return default;
+            }
+
+            return Float80.Infinity(y.Sign);
         }
 
         if ((x.IsDenormal || y.IsDenormal) && ctx.Raise(DE))
@@ -496,9 +496,35 @@ public static class X87Transcendental
             return Float80.Zero(y.Sign ^ x.Sign);
         }
 
+        if (x.Sign && x.Exponent >= Float80.Bias)
+        {
+            // x ≤ −1 is outside the domain: this CPU's hardware returns x itself, inexact, without #I.
+            ctx.Flags |= PE;
+            return x;
+        }
+
         var w = WideFloat.FromFloat80(x);
-        var logarithm = LogOfRatio(w, w + WideFloat.FromInteger(2)) / WideFloat.Ln2;
-        return (WideFloat.FromFloat80(y) * logarithm).ToFloat80(ref ctx);
+        bool exact = false;
+        var logarithm = w.IsBelow(-2)
+            ? LogOfRatio(w, w + WideFloat.FromInteger(2)) / WideFloat.Ln2
+            : Log2(WideFloat.One + w, out exact);
+        return (WideFloat.FromFloat80(y) * logarithm).ToFloat80(ref ctx, exact);
+    }
+
+    /// <summary>log2 v for v &gt; 0: v = m·2^e with m in [√½, √2), e + 2·atanh((m − 1)/(m + 1)) / ln 2.</summary>
+    private static WideFloat Log2(WideFloat v, out bool exact)
+    {
+        exact = v.Mantissa == UInt128.One << 127;
+        int exponent = v.Exponent;
+        var m = new WideFloat(false, 0, v.Mantissa); // [1, 2)
+        if (v.Mantissa > new UInt128(0xB504_F333_F9DE_6484, 0x597D_89B3_754A_BE9F))
+        {
+            m = m.Scale(-1);
+            exponent++;
+        }
+
+        var fraction = LogOfRatio(m - WideFloat.One, m + WideFloat.One) / WideFloat.Ln2;
+        return exponent == 0 ? fraction : WideFloat.FromInteger(exponent) + fraction;
     }
 
     /// <summary>2·atanh(n / d) = ln((d + n) / (d − n)) for |n / d| well below 1 (the atanh series).</summary>
