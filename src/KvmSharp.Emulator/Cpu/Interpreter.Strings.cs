@@ -51,6 +51,24 @@ public sealed partial class Interpreter
         bool whileEqual = (_insn.Prefixes & InstructionPrefixes.Rep) != 0;
         int addressSize = _insn.AddressSize;
         ulong count = ReadRegister(Gpr.Rcx, addressSize);
+        if (count == 0)
+        {
+            // Nothing moves, but the host still writes rCX, and MOVS/STOS their index registers, at the address
+            // size: with a 67 prefix in 64-bit mode their upper halves are cleared (LODS/CMPS/SCAS keep rSI/rDI).
+            WriteRegister(Gpr.Rcx, addressSize, 0);
+            if (op is Mnemonic.Movs)
+            {
+                WriteRegister(Gpr.Rsi, addressSize, _state.Rsi);
+            }
+
+            if (op is Mnemonic.Movs or Mnemonic.Stos)
+            {
+                WriteRegister(Gpr.Rdi, addressSize, _state.Rdi);
+            }
+
+            return true;
+        }
+
         int budget = StringBatchElements;
         while (count != 0)
         {
