@@ -14,8 +14,6 @@ namespace KvmSharp.Emulator.Cpu;
 /// </summary>
 public sealed partial class Interpreter
 {
-    private const ulong Cr0Em = 1UL << 2;
-    private const ulong Cr0Ts = 1UL << 3;
     private const ushort FswErrorSummary = 1 << 7;
 
     private bool ExecuteSimd()

@@ -16,8 +16,6 @@ public sealed partial class Interpreter
     private const ulong Cr4Supported = (1UL << 2) | PagingState.Cr4Pse | X86SystemRegisters.Cr4Pae | X86SystemRegisters.Cr4Pge
         | (1UL << 8) | X86SystemRegisters.Cr4Osfxsr | X86SystemRegisters.Cr4Osxmmexcpt;
 
-    private const ulong Cr0Ts = 1UL << 3;
-    private const ulong Cr0Em = 1UL << 2;
     private const ulong Cr0Am = 1UL << 18;
     private const ulong Cr4Tsd = 1UL << 2;
 

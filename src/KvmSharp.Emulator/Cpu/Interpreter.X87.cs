@@ -24,9 +24,6 @@ namespace KvmSharp.Emulator.Cpu;
 /// </remarks>
 public sealed partial class Interpreter
 {
-    private const ulong Cr0Mp = 1UL << 1;
-    private const ulong Cr0Em = 1UL << 2;
-    private const ulong Cr0Ts = 1UL << 3;
 
     private const int TagEmpty = 3;
 

@@ -24,6 +24,11 @@ public sealed partial class Interpreter
 {
     private const ulong PageMask = GuestMemory.PageSize - 1;
 
+    // CR0 bits the instruction families check (MP/EM/TS for x87, MMX and SSE).
+    private const ulong Cr0Mp = 1UL << 1;
+    private const ulong Cr0Em = 1UL << 2;
+    private const ulong Cr0Ts = 1UL << 3;
+
     private readonly CpuState _state;
     private readonly GuestMemory _memory;
     private readonly MemoryManagementUnit _mmu;
