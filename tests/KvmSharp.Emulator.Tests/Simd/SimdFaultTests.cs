@@ -357,11 +357,13 @@ public sealed class SimdFaultTests : IDisposable
         { "xsave", [0x0F, 0xAE, 0x26] },
         { "clflushopt", [0x66, 0x0F, 0xAE, 0x3E] },
         { "rdfsbase", [0xF3, 0x48, 0x0F, 0xAE, 0xC0] },
+        { "vmread (VMX)", [0x0F, 0x78, 0xC1] },
+        { "ud0", [0x0F, 0xFF, 0xC0] },
     };
 
     [Theory]
     [MemberData(nameof(NotAdvertised))]
-    public void AnInstructionOfAFeatureNotAdvertised_RaisesInvalidOpcode(string name, byte[] code)
+    public void AnInstructionOfAFeatureNotAdvertised_OrUd0_RaisesInvalidOpcode(string name, byte[] code)
     {
         var state = BaseState();
         AssertFault(Run(code, state), ExceptionVector.InvalidOpcode, state, name);
