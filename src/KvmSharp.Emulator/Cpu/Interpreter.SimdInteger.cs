@@ -56,6 +56,7 @@ public sealed partial class Interpreter
         int width = xmm ? 16 : 8;
         byte opcode = _insn.Opcode;
         ulong count = b.AsUInt64().ToScalar();
+        bool known = true;
         Vector128<byte> result = opcode switch
         {
             0x60 => SseInteger.Unpack(a, b, 1, width, high: false),
@@ -75,8 +76,13 @@ public sealed partial class Interpreter
             0xF1 => SseInteger.ShiftLeftLogical(a, 16, count),
             0xF2 => SseInteger.ShiftLeftLogical(a, 32, count),
             0xF3 => SseInteger.ShiftLeftLogical(a, 64, count),
-            _ => SseInteger.Binary(opcode, a, b, out _),
+            _ => SseInteger.Binary(opcode, a, b, out known),
         };
+        if (!known)
+        {
+            return Unimplemented(); // unreachable: the dispatch sends only opcodes handled above or by SseInteger.Binary
+        }
+
         SetIntegerDestination(xmm, result);
         return true;
     }

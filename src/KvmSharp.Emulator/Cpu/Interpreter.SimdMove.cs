@@ -146,7 +146,7 @@ public sealed partial class Interpreter
         }
 
         var source = Xmm(_insn.Rm);
-        uint mask = _insn.Opcode == 0x50 && _insn.MandatoryPrefix == MandatoryPrefix.P66
+        uint mask = _insn.MandatoryPrefix == MandatoryPrefix.P66
             ? Vector128.ExtractMostSignificantBits(source.AsUInt64())
             : Vector128.ExtractMostSignificantBits(source.AsUInt32());
         WriteRegister(_insn.Reg, 8, mask);

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using KvmSharp.Emulator.Mmu;
 
 namespace KvmSharp.Emulator.Cpu;
@@ -8,7 +9,7 @@ public sealed partial class Interpreter
     /// <summary>The bytes FXSAVE writes: 416-511 are reserved or available to software and left as they are.</summary>
     private const int FxsaveWrittenBytes = 416;
 
-    /// <summary>EMMS: every x87 tag empty.</summary>
+    /// <summary>EMMS: TOP = 0 and every x87 tag empty.</summary>
     private bool ExecuteEmms()
     {
         if (!MmxAvailable())
@@ -16,6 +17,7 @@ public sealed partial class Interpreter
             return false;
         }
 
+        _state.Fx.Top = 0; // like every MMX instruction; then all registers are marked empty
         _state.Fx.Ftw = 0xFFFF;
         return true;
     }
@@ -95,6 +97,14 @@ public sealed partial class Interpreter
             image.Slice(20, 4).Clear(); // FDS: ignored
         }
 
+        // As the hardware loads them: FCW bits 7 and 13-15 read as 0 and bit 6 as 1; FSW.ES and FSW.B are
+        // recomputed from the exception flags the control word leaves unmasked.
+        ushort fcw = (ushort)((BinaryPrimitives.ReadUInt16LittleEndian(image) & 0x1F3F) | 0x40);
+        ushort fsw = BinaryPrimitives.ReadUInt16LittleEndian(image[2..]);
+        bool pending = (fsw & ~fcw & 0x3F) != 0;
+        fsw = (ushort)((fsw & 0x7F7F) | (pending ? 0x8080 : 0));
+        BinaryPrimitives.WriteUInt16LittleEndian(image, fcw);
+        BinaryPrimitives.WriteUInt16LittleEndian(image[2..], fsw);
         return _state.Fx.TryRestore(image) || GeneralProtection();
     }
 
