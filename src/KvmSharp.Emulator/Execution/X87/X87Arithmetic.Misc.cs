@@ -174,12 +174,18 @@ public static partial class X87Arithmetic
         }
 
         quotient = 0;
-        if (a.IsZero || b.IsInfinity)
+        if (a.IsZero)
         {
             return a;
         }
 
         ulong am = Normalize(a, out int ae);
+        if (b.IsInfinity)
+        {
+            // The quotient is 0 and the remainder a, re-encoded like every remainder.
+            return RoundToExtended(a.Sign, ae, (UInt128)am << 64, 64, ref ctx);
+        }
+
         ulong bm = Normalize(b, out int be);
         int d = ae - be;
         bool negative = a.Sign;
