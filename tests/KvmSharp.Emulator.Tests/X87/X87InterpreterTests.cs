@@ -333,6 +333,41 @@ public sealed class X87InterpreterTests
         Assert.Equal(X87Bits.IE | X87Bits.ES | X87Bits.B, state.Fx.Fsw); // FLDENV recomputed ES from the flags and masks
     }
 
+    [Fact]
+    public void X87Instructions_DoNotAllocate()
+    {
+        byte[] code =
+        [
+            0xDB, 0xE3,       // fninit
+            0xDD, 0x06,       // fld qword [rsi]
+            0xD9, 0xE8,       // fld1
+            0xD8, 0xC1,       // fadd st, st(1)
+            0xD8, 0xC9,       // fmul st, st(1)
+            0xD9, 0xFA,       // fsqrt
+            0xD9, 0xFE,       // fsin
+            0xD9, 0xF2,       // fptan
+            0xD9, 0xF3,       // fpatan
+            0xD9, 0xF0,       // f2xm1
+            0xD9, 0xF1,       // fyl2x
+            0xDB, 0x5E, 0x08, // fistp dword [rsi+8]
+            0xDD, 0x76, 0x30, // fnsave [rsi+48]
+            0xDD, 0x66, 0x30, // frstor [rsi+48]
+            0xF4,             // hlt
+        ];
+        using var f = new CpuFixture(code);
+        f.State.Rsi = DataBase;
+        f.Memory.Write(DataBase, BitConverter.DoubleToInt64Bits(2.75));
+        Assert.Equal(StepStatus.Halted, f.Run().Status); // JIT everything once
+        f.State.Rip = CodeBase;
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var result = f.Run();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(StepStatus.Halted, result.Status);
+        Assert.Equal(0, allocated);
+    }
+
     private static CpuState RealModeState()
     {
         var state = new CpuState { Cr0 = X86SystemRegisters.Cr0Et | X86SystemRegisters.Cr0Ne, Rip = 0x100 };

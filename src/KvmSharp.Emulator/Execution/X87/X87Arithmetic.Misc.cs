@@ -243,7 +243,7 @@ public static partial class X87Arithmetic
         return RoundToExtended(negative, be, rest << 64, 64, ref ctx);
     }
 
-    /// <summary>FSCALE: a × 2^trunc(b), rounded to 64 bits (SDM FSCALE Table 3-xx for the special operands).</summary>
+    /// <summary>FSCALE: a × 2^trunc(b), rounded to 64 bits; ±0, ±∞ and NaN operands as the SDM's FSCALE table says.</summary>
     public static Float80 Scale(Float80 a, Float80 b, ref X87Context ctx)
     {
         ctx.RoundedUp = false;

@@ -52,20 +52,15 @@ public static class X87Transcendental
 
         if (x.IsZero)
         {
-            sine = x;
+            sine = x; // sin(±0) = ±0 and cos(±0) = 1, exactly
             cosine = Float80.One;
-            if (wantCosine)
-            {
-                // cos(±0) = 1 exactly.
-                ctx.RoundedUp = false;
-            }
-
             return;
         }
 
         int quadrant = Reduce(x, out var r);
-        var s = SinSeries(r);
-        var c = CosSeries(r);
+        bool odd = (quadrant & 1) != 0;
+        var s = (wantSine && !odd) || (wantCosine && odd) ? SinSeries(r) : WideFloat.Zero;
+        var c = (wantSine && odd) || (wantCosine && !odd) ? CosSeries(r) : WideFloat.Zero;
         var (sinValue, cosValue) = (quadrant & 3) switch
         {
             0 => (s, c),
