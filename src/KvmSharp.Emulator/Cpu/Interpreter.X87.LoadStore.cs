@@ -13,7 +13,7 @@ public sealed partial class Interpreter
     /// The seven constants of D9 E8-EE: the significand rounded to nearest and toward zero/−∞ (the +∞ rounding equals
     /// the nearest one for all of them but log2(10), whose nearest rounding is the one toward zero).
     /// </summary>
-    private static ReadOnlySpan<ulong> ConstantNearest =>
+    private static readonly ulong[] ConstantNearest =
     [
         0x8000_0000_0000_0000, // 1
         0xD49A_784B_CD1B_8AFE, // log2(10)
@@ -24,7 +24,7 @@ public sealed partial class Interpreter
         0,                     // +0
     ];
 
-    private static ReadOnlySpan<ulong> ConstantTruncated =>
+    private static readonly ulong[] ConstantTruncated =
     [
         0x8000_0000_0000_0000,
         0xD49A_784B_CD1B_8AFE,
@@ -35,7 +35,7 @@ public sealed partial class Interpreter
         0,
     ];
 
-    private static ReadOnlySpan<ushort> ConstantExponent => [0x3FFF, 0x4000, 0x3FFF, 0x4000, 0x3FFD, 0x3FFE, 0];
+    private static readonly ushort[] ConstantExponent = [0x3FFF, 0x4000, 0x3FFF, 0x4000, 0x3FFD, 0x3FFE, 0];
 
     /// <summary>FLD1, FLDL2T, FLDL2E, FLDPI, FLDLG2, FLDLN2, FLDZ: the constant rounded under RC (not PC).</summary>
     private bool X87LoadConstant(int which)

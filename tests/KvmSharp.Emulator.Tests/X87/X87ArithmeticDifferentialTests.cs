@@ -47,6 +47,25 @@ public sealed class X87ArithmeticDifferentialTests : IDisposable
         return data;
     }
 
+    /// <summary>Two-operand register instructions over every pair of edge values, every RC, masked and unmasked.</summary>
+    [Theory]
+    [InlineData("D8C1")] // FADD
+    [InlineData("D8C9")] // FMUL
+    [InlineData("D8E1")] // FSUB
+    [InlineData("D8E9")] // FSUBR
+    [InlineData("D8F1")] // FDIV
+    [InlineData("D8F9")] // FDIVR
+    [InlineData("D8D9")] // FCOMP
+    [InlineData("DBE9")] // FUCOMI
+    [InlineData("D9F8")] // FPREM
+    [InlineData("D9F5")] // FPREM1
+    [InlineData("D9FD")] // FSCALE
+    [InlineData("D9F4")] // FXTRACT
+    [InlineData("D9FA")] // FSQRT
+    [InlineData("D9FC")] // FRNDINT
+    public void EdgePairs_MatchTheHost(string hex) =>
+        _differential.Check(Convert.FromHexString(hex), X87Generators.Inputs(OperandKind.None), 1, X87Generators.EdgePairs());
+
     [Theory]
     [MemberData(nameof(RegisterForms))]
     public void RegisterForm_MatchesTheHost(string hex) =>

@@ -269,6 +269,48 @@ internal static class X87Generators
         return input;
     }
 
+    /// <summary>
+    /// Every pair of <see cref="EdgeValues"/> as ST(0), ST(1) (the rest of the stack empty), under each rounding
+    /// control, with all exceptions masked and with all unmasked.
+    /// </summary>
+    public static IEnumerable<X87Input> EdgePairs()
+    {
+        foreach (ushort fcw in new ushort[] { 0x037F, 0x077F, 0x0B7F, 0x0F7F, 0x0240, 0x0E40 })
+        {
+            foreach (var st0 in EdgeValues)
+            {
+                foreach (var st1 in EdgeValues)
+                {
+                    yield return Make(fcw, st0, st1);
+                }
+            }
+        }
+    }
+
+    /// <summary>An input with FCW <paramref name="fcw"/>, TOP 6 and <paramref name="stack"/> as ST(0), ST(1) ...</summary>
+    public static X87Input Make(ushort fcw, params Float80[] stack)
+    {
+        var input = new X87Input { Flags = 0x2 };
+        var fx = input.Fx.AsSpan();
+        const int Top = 6;
+        BinaryPrimitives.WriteUInt16LittleEndian(fx, fcw);
+        BinaryPrimitives.WriteUInt16LittleEndian(fx[2..], Top << 11);
+        int abridged = 0;
+        for (int i = 0; i < stack.Length; i++)
+        {
+            abridged |= 1 << ((Top + i) & 7);
+            BinaryPrimitives.WriteUInt64LittleEndian(fx[(32 + (16 * i))..], stack[i].Significand);
+            BinaryPrimitives.WriteUInt16LittleEndian(fx[(40 + (16 * i))..], stack[i].SignExponent);
+        }
+
+        fx[4] = (byte)abridged;
+        BinaryPrimitives.WriteUInt16LittleEndian(fx[6..], InputFop);
+        BinaryPrimitives.WriteUInt64LittleEndian(fx[8..], InputFip);
+        BinaryPrimitives.WriteUInt64LittleEndian(fx[16..], InputFdp);
+        BinaryPrimitives.WriteUInt32LittleEndian(fx[24..], 0x1F80);
+        return input;
+    }
+
     /// <summary>A protected-mode environment (and register) image with random, partly inconsistent contents.</summary>
     private static void EnvironmentImage(byte[] memory, OperandKind kind, Float80[] values, ulong random)
     {

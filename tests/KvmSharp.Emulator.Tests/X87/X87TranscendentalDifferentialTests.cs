@@ -28,5 +28,10 @@ public sealed class X87TranscendentalDifferentialTests : IDisposable
     public void Transcendental_MatchesTheHost_WithinOneUlp(string hex) =>
         _differential.Check(Convert.FromHexString(hex), X87Generators.Inputs(OperandKind.None), Cases);
 
+    [Theory]
+    [MemberData(nameof(Instructions))]
+    public void Transcendental_OnEveryPairOfEdgeValues_MatchesTheHost_WithinOneUlp(string hex) =>
+        _differential.Check(Convert.FromHexString(hex), X87Generators.Inputs(OperandKind.None), 1, X87Generators.EdgePairs());
+
     public void Dispose() => _differential.Dispose();
 }

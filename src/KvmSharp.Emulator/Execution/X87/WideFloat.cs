@@ -1,5 +1,18 @@
 namespace KvmSharp.Emulator.Execution.X87;
 
+/// <summary>How a <see cref="WideFloat"/> result relates to the value the hardware computes.</summary>
+internal enum Accuracy
+{
+    /// <summary>An approximation: inexact, either way.</summary>
+    Approximate,
+
+    /// <summary>The exact value, which the hardware also produces.</summary>
+    Exact,
+
+    /// <summary>The exact value, which the hardware misses by a hair toward zero.</summary>
+    JustBelow,
+}
+
 /// <summary>
 /// A binary floating-point number with a 128-bit significand (bit 127 set unless the value is zero) and an
 /// unbounded exponent: value = ±Mantissa × 2^(Exponent − 127). Operations truncate, so each costs at most a couple
@@ -88,19 +101,26 @@ internal readonly struct WideFloat
 
     /// <summary>
     /// Rounds to the extended format (64 bits, the context's rounding control). An approximation is never exact: a
-    /// sticky bit marks it inexact. An <paramref name="exact"/> value (one the hardware's approximation also hits
-    /// exactly, such as log2 of a power of two) is rounded as it is, and still reported inexact as the hardware does.
+    /// sticky bit marks it inexact. A value the hardware's own approximation is known to hit
+    /// (<see cref="Accuracy.Exact"/>) or to miss just toward zero (<see cref="Accuracy.JustBelow"/>) is rounded as
+    /// such; either way the result is reported inexact, as the hardware does.
     /// </summary>
-    public Float80 ToFloat80(ref X87Context ctx, bool exact = false)
+    public Float80 ToFloat80(ref X87Context ctx, Accuracy accuracy = Accuracy.Approximate)
     {
         if (IsZero)
         {
             return Float80.Zero(Negative);
         }
 
-        var result = X87Arithmetic.RoundToExtended(Negative, Exponent + Float80.Bias, exact ? Mantissa : Mantissa | UInt128.One, 64, ref ctx);
+        var mantissa = accuracy switch
+        {
+            Accuracy.Exact => Mantissa,
+            Accuracy.JustBelow => Mantissa - UInt128.One, // the exact mantissa has many trailing zero bits
+            _ => Mantissa | UInt128.One,
+        };
+        var result = X87Arithmetic.RoundToExtended(Negative, Exponent + Float80.Bias, mantissa, 64, ref ctx);
         ctx.Flags |= X87Bits.PE;
-        if (exact && Exponent + Float80.Bias < 1)
+        if (accuracy == Accuracy.Exact && Exponent + Float80.Bias < 1)
         {
             ctx.Flags |= X87Bits.UE; // tiny and (as far as the hardware is concerned) inexact
         }

@@ -174,12 +174,18 @@ public static partial class X87Arithmetic
         }
 
         quotient = 0;
-        if (a.IsZero || b.IsInfinity)
+        if (a.IsZero)
         {
             return a;
         }
 
         ulong am = Normalize(a, out int ae);
+        if (b.IsInfinity)
+        {
+            // The quotient is 0 and the remainder a, re-encoded like every remainder.
+            return RoundToExtended(a.Sign, ae, (UInt128)am << 64, 64, ref ctx);
+        }
+
         ulong bm = Normalize(b, out int be);
         int d = ae - be;
         bool negative = a.Sign;
@@ -237,7 +243,7 @@ public static partial class X87Arithmetic
         return RoundToExtended(negative, be, rest << 64, 64, ref ctx);
     }
 
-    /// <summary>FSCALE: a × 2^trunc(b), rounded to 64 bits (SDM FSCALE Table 3-xx for the special operands).</summary>
+    /// <summary>FSCALE: a × 2^trunc(b), rounded to 64 bits; ±0, ±∞ and NaN operands as the SDM's FSCALE table says.</summary>
     public static Float80 Scale(Float80 a, Float80 b, ref X87Context ctx)
     {
         ctx.RoundedUp = false;

@@ -52,20 +52,15 @@ public static class X87Transcendental
 
         if (x.IsZero)
         {
-            sine = x;
+            sine = x; // sin(±0) = ±0 and cos(±0) = 1, exactly
             cosine = Float80.One;
-            if (wantCosine)
-            {
-                // cos(±0) = 1 exactly.
-                ctx.RoundedUp = false;
-            }
-
             return;
         }
 
         int quadrant = Reduce(x, out var r);
-        var s = SinSeries(r);
-        var c = CosSeries(r);
+        bool odd = (quadrant & 1) != 0;
+        var s = (wantSine && !odd) || (wantCosine && odd) ? SinSeries(r) : WideFloat.Zero;
+        var c = (wantSine && odd) || (wantCosine && !odd) ? CosSeries(r) : WideFloat.Zero;
         var (sinValue, cosValue) = (quadrant & 3) switch
         {
             0 => (s, c),
@@ -431,9 +426,8 @@ public static class X87Transcendental
             return Float80.Zero(y.Sign ^ belowOne);
         }
 
-        // x = 2^n gives n exactly (still reported inexact, as the hardware does).
-        var logarithm = Log2(WideFloat.FromFloat80(x), out bool exact);
-        return (WideFloat.FromFloat80(y) * logarithm).ToFloat80(ref ctx, exact);
+        var logarithm = Log2(WideFloat.FromFloat80(x), out var accuracy);
+        return (WideFloat.FromFloat80(y) * logarithm).ToFloat80(ref ctx, accuracy);
     }
 
     /// <summary>
@@ -504,17 +498,21 @@ public static class X87Transcendental
         }
 
         var w = WideFloat.FromFloat80(x);
-        bool exact = false;
+        var accuracy = Accuracy.Approximate;
         var logarithm = w.IsBelow(-2)
             ? LogOfRatio(w, w + WideFloat.FromInteger(2)) / WideFloat.Ln2
-            : Log2(WideFloat.One + w, out exact);
-        return (WideFloat.FromFloat80(y) * logarithm).ToFloat80(ref ctx, exact);
+            : Log2(WideFloat.One + w, out accuracy);
+        return (WideFloat.FromFloat80(y) * logarithm).ToFloat80(ref ctx, accuracy);
     }
 
-    /// <summary>log2 v for v &gt; 0: v = m·2^e with m in [√½, √2), e + 2·atanh((m − 1)/(m + 1)) / ln 2.</summary>
-    private static WideFloat Log2(WideFloat v, out bool exact)
+    /// <summary>
+    /// log2 v for v &gt; 0: v = m·2^e with m in [√½, √2), e + 2·atanh((m − 1)/(m + 1)) / ln 2. For v = 2^e the result
+    /// is e, which the hardware hits exactly for e ≥ 0 and misses by a hair toward zero for e &lt; 0.
+    /// </summary>
+    private static WideFloat Log2(WideFloat v, out Accuracy accuracy)
     {
-        exact = v.Mantissa == UInt128.One << 127;
+        bool power = v.Mantissa == UInt128.One << 127;
+        accuracy = !power ? Accuracy.Approximate : v.Exponent >= 0 ? Accuracy.Exact : Accuracy.JustBelow;
         int exponent = v.Exponent;
         var m = new WideFloat(false, 0, v.Mantissa); // [1, 2)
         if (v.Mantissa > new UInt128(0xB504_F333_F9DE_6484, 0x597D_89B3_754A_BE9F))
