@@ -23,6 +23,9 @@ public sealed class CpuidModel
     /// <summary>Leaf 1 ECX without the TSC-deadline bit: CX16, POPCNT, hypervisor.</summary>
     public const uint Leaf1EcxBase = (1u << 13) | (1u << 23) | (1u << 31);
 
+    /// <summary>Leaf 7 EBX: FDP_EXCPTN_ONLY (6) and ZERO_FCS_FDS (13); no instruction-set extensions.</summary>
+    public const uint Leaf7Ebx = (1u << 6) | (1u << 13);
+
     /// <summary>Leaf 1 ECX bit 24: TSC-deadline timer.</summary>
     public const uint TscDeadlineBit = 1u << 24;
 
@@ -91,6 +94,11 @@ public sealed class CpuidModel
                 ebx = (_apicId << 24) | (_logicalCount << 16) | (8u << 8); // CLFLUSH line = 8 * 8 bytes
                 ecx = Leaf1EcxBase | (_tscDeadline ? TscDeadlineBit : 0);
                 edx = Leaf1Edx;
+                break;
+            case 7 when subleaf == 0:
+                // EBX bit 6: the x87 data pointer is updated only on unmasked exceptions; bit 13: FCS and FDS are
+                // stored as zero — both what the x87 and FXSAVE emulation do, as this host's CPU does.
+                ebx = Leaf7Ebx;
                 break;
             case 0x15:
                 eax = _ratioDenominator;
