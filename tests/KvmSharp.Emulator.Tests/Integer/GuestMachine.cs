@@ -112,12 +112,7 @@ internal sealed class GuestMachine : IDisposable
 
     public void WriteWindow(ReadOnlySpan<byte> bytes) => Memory.Write(WindowPhysical, bytes);
 
-    public byte[] ReadWindow()
-    {
-        var bytes = new byte[WindowSize];
-        Memory.Read(WindowPhysical, bytes);
-        return bytes;
-    }
+    public void ReadWindow(Span<byte> bytes) => Memory.Read(WindowPhysical, bytes);
 
     /// <summary>Replaces the flags of the window page at <paramref name="offset"/> (64-bit mode) and flushes the TLB.</summary>
     public void SetWindowPage(ulong offset, ulong flags)

@@ -45,6 +45,9 @@ public sealed class StringDifferentialTests : IDisposable
     private const int DataSize = NativeMachine.StackAreaOffset;
     private const int LargeCount = 5000;
 
+    [ThreadStatic]
+    private static byte[]? _buffer;
+
     private readonly Differential _long = new(longMode: true);
     private readonly Lazy<Differential> _compat = new(() => new Differential(longMode: false));
 
@@ -114,6 +117,8 @@ public sealed class StringDifferentialTests : IDisposable
         Prop.ForAll(cases.ToArbitrary(), c => Check(_long, c)).Check(Config.QuickThrowOnFailure.WithMaxTest(300));
     }
 
+    private static byte[] Buffer => _buffer ??= Differential.NewWindow();
+
     public void Dispose()
     {
         _long.Dispose();
@@ -176,7 +181,7 @@ public sealed class StringDifferentialTests : IDisposable
     {
         var random = new Random(c.Seed);
         var registers = Differential.RandomRegisters(random, machine.LongMode);
-        var window = Differential.RandomWindow(random);
+        var window = Differential.RandomWindow(random, Buffer);
         int size = c.Size;
         int count = c.Rep == 0 ? 1 : c.CountKind switch
         {
