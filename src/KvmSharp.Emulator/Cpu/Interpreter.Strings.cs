@@ -45,10 +45,11 @@ public sealed partial class Interpreter
             return StringIteration(op);
         }
 
-        // F3 is REPE and F2 REPNE for CMPS/SCAS; for the others either one repeats. The decoder keeps no order
-        // between F2 and F3, so an instruction with both is taken as REPE.
+        // F3 is REPE and F2 REPNE for CMPS/SCAS; for the others either one repeats. With both, the last one
+        // decides, as on the host.
         bool compares = op is Mnemonic.Cmps or Mnemonic.Scas;
-        bool whileEqual = (_insn.Prefixes & InstructionPrefixes.Rep) != 0;
+        bool whileEqual = (_insn.Prefixes & InstructionPrefixes.Repne) == 0
+            || ((_insn.Prefixes & InstructionPrefixes.Rep) != 0 && compares && LastRepeatPrefix() == 0xF3);
         int addressSize = _insn.AddressSize;
         ulong count = ReadRegister(Gpr.Rcx, addressSize);
         if (count == 0)
@@ -104,6 +105,37 @@ public sealed partial class Interpreter
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The last of F2/F3 among the instruction's prefixes. The decoder records both but not their order, so this
+    /// reads the prefix bytes again (the instruction was just fetched from there); only CMPS/SCAS with both need it.
+    /// </summary>
+    private byte LastRepeatPrefix()
+    {
+        Span<byte> code = stackalloc byte[InstructionDecoder.MaxInstructionLength];
+        code = code[.._insn.Length];
+        ulong linear = _mode == CpuMode.Long64 ? _state.Rip : (uint)(_state.Cs.Base + _state.Rip);
+        if (!ReadLinearBytes(linear, code, MemoryAccess.Execute, Privilege))
+        {
+            return 0xF3;
+        }
+
+        byte last = 0xF3;
+        foreach (byte b in code)
+        {
+            if (b is 0xF2 or 0xF3)
+            {
+                last = b;
+            }
+            else if (b is not (0x26 or 0x2E or 0x36 or 0x3E or 0x64 or 0x65 or 0x66 or 0x67 or 0xF0)
+                && !(_mode == CpuMode.Long64 && (b & 0xF0) == 0x40))
+            {
+                break; // the opcode
+            }
+        }
+
+        return last;
     }
 
     private bool Descending => (_state.RFlags & Flags.DF) != 0;
