@@ -73,7 +73,7 @@ public sealed partial class Interpreter
         int budget = StringBatchElements;
         while (count != 0)
         {
-            if (budget == 0 || _stopAfterInstruction)
+            if (budget <= 0 || _stopAfterInstruction)
             {
                 _nextRip = _state.Rip; // continue next step
                 return true;
@@ -360,6 +360,11 @@ public sealed partial class Interpreter
     /// <summary>How many of <paramref name="n"/> elements from <paramref name="offset"/> stay within the address size without wrapping.</summary>
     private int ElementsBeforeWrap(ulong offset, int size, bool down, int n)
     {
+        if (n <= 0)
+        {
+            return 0;
+        }
+
         ulong room = AddressMask - offset; // bytes above the first byte of the first element
         if (room < (ulong)(size - 1))
         {

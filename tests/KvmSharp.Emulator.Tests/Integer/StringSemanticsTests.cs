@@ -301,15 +301,10 @@ public sealed class StringSemanticsTests
     [Fact]
     public void RealMode_RepMovsw_WrapsSi_AndAWordAtFfffRaisesGeneralProtection()
     {
-        using var m = new GuestMachine(longMode: false, GuestMachine.WindowPhysical, 0x1000);
-        m.State.Cr0 = 0;
-        m.State.Segment(SegmentName.Cs) = SegmentRegister.RealMode(0x1000, code: true);
-        m.State.Segment(SegmentName.Ds) = SegmentRegister.RealMode(0x3000);
-        m.State.Segment(SegmentName.Es) = SegmentRegister.RealMode(0x4000);
+        using var m = RealMode(ds: 0x3000, es: 0x4000);
         m.Memory.Write(0x1_0000, (ReadOnlySpan<byte>)[0xF3, 0xA5, 0xA5]); // rep movsw; movsw
         m.Memory.Write(0x3_FFFE, (ushort)0x1111);
         m.Memory.Write(0x3_0000, (ushort)0x2222);
-        m.State.Rip = 0;
         m.State.Rsi = 0xFFFE;
         m.State.Rdi = 0;
         m.State.Rcx = 2;
@@ -321,6 +316,62 @@ public sealed class StringSemanticsTests
         m.State.Rsi = 0xFFFF;
         Assert.Equal(new StepResult(StepStatus.Exception, CpuException.GeneralProtection), m.Interpreter.Step());
         Assert.Equal((2UL, 0xFFFFUL, 4UL), (m.State.Rip, m.State.Rsi, m.State.Rdi));
+    }
+
+    /// <summary>Real-mode segment bases are not page-aligned: page-bounded chunks follow linear addresses, not offsets.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void RealMode_RepMovsb_WithUnalignedSegmentBases_CopiesAcrossPageBoundaries(bool down)
+    {
+        using var m = RealMode(ds: 0x3012, es: 0x4FF0);
+        m.Memory.Write(0x1_0000, (ReadOnlySpan<byte>)[0xF3, 0xA4]); // rep movsb
+        var source = new byte[0x1300];
+        new Random(7).NextBytes(source);
+        m.Memory.Write(0x3_0120, source);
+        m.State.Rsi = down ? 0x12FFUL : 0;
+        m.State.Rdi = down ? 0x12FFUL : 0;
+        m.State.Rcx = 0x1300;
+        m.State.RFlags = Flags.Reserved1 | (down ? Flags.DF : 0);
+
+        m.RunTo(2);
+
+        var copied = new byte[0x1300];
+        m.Memory.Read(0x4_FF00, copied);
+        Assert.Equal(source, copied);
+        Assert.Equal(down ? 0xFFFFUL : 0x1300UL, m.State.Rsi);
+        Assert.Equal(0UL, m.State.Rcx);
+    }
+
+    /// <summary>A forward copy one byte onto itself replicates the first byte, as element-by-element hardware does, across pages too.</summary>
+    [Theory]
+    [InlineData("A4", 1)]   // movsb, destination one byte up
+    [InlineData("A5", 3)]   // movsw (16-bit code), destination three bytes up
+    public void RealMode_OverlappingForwardCopy_ReplicatesThePattern(string opcode, int distance)
+    {
+        using var m = RealMode(ds: 0x3012, es: 0x3012);
+        m.Memory.Write(0x1_0000, (ReadOnlySpan<byte>)[0xF3, Convert.FromHexString(opcode)[0]]);
+        var pattern = new byte[0x2000];
+        new Random(8).NextBytes(pattern);
+        m.Memory.Write(0x3_0120, pattern);
+        int elementSize = opcode == "A4" ? 1 : 2;
+        m.State.Rsi = 0x100;
+        m.State.Rdi = 0x100 + (ulong)distance;
+        m.State.Rcx = 0x1800 / (ulong)elementSize;
+
+        m.RunTo(2);
+
+        // Element by element: every byte at or above the destination repeats the byte `distance` below it.
+        var result = new byte[0x1800 + distance];
+        m.Memory.Read(0x3_0120 + 0x100, result);
+        var expected = (byte[])result.Clone();
+        Array.Copy(pattern, 0x100, expected, 0, distance);
+        for (int i = distance; i < expected.Length; i++)
+        {
+            expected[i] = expected[i - distance];
+        }
+
+        Assert.Equal(expected, result);
     }
 
     [Fact]
@@ -404,6 +455,18 @@ public sealed class StringSemanticsTests
         m.Load([0xF0, 0xA4]);
 
         Assert.Equal(new StepResult(StepStatus.Exception, CpuException.InvalidOpcode), m.Interpreter.Step());
+    }
+
+    /// <summary>A real-mode machine: CS = 0x1000 (code at <see cref="GuestMachine.CodeBase"/>, IP 0), DS and ES as given.</summary>
+    internal static GuestMachine RealMode(ushort ds, ushort es)
+    {
+        var m = new GuestMachine(longMode: false, GuestMachine.WindowPhysical, 0x1000);
+        m.State.Cr0 = 0;
+        m.State.Segment(SegmentName.Cs) = SegmentRegister.RealMode(0x1000, code: true);
+        m.State.Segment(SegmentName.Ds) = SegmentRegister.RealMode(ds);
+        m.State.Segment(SegmentName.Es) = SegmentRegister.RealMode(es);
+        m.State.Rip = 0;
+        return m;
     }
 
     /// <summary>A 32-bit protected-mode machine whose data segments are flat from base 0 (offset = physical address).</summary>
