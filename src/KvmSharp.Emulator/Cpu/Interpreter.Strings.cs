@@ -378,18 +378,40 @@ public sealed partial class Interpreter
     /// <summary>
     /// Copies <paramref name="from"/> to <paramref name="to"/> (equal lengths, whole elements) with the result of
     /// copying element by element in the DF direction: a plain memmove unless the destination overlaps source
-    /// elements that are still to be read, where the element loop replicates the pattern as hardware does.
+    /// bytes that are still to be read, where the copy replicates the pattern as hardware does.
     /// </summary>
     private static void CopyElements(Span<byte> from, Span<byte> to, int size, bool down)
     {
         long distance = Unsafe.ByteOffset(ref MemoryMarshal.GetReference(from), ref MemoryMarshal.GetReference(to));
-        bool clobbers = down ? distance < 0 && -distance < from.Length : distance > 0 && distance < from.Length;
-        if (!clobbers)
+        long ahead = down ? -distance : distance; // how far the writes run ahead of the reads
+        if (ahead <= 0 || ahead >= from.Length)
         {
             from.CopyTo(to);
             return;
         }
 
+        if (ahead >= size)
+        {
+            // Every byte is read after the write that lands on it, in element order and in byte order alike.
+            if (down)
+            {
+                for (int i = from.Length - 1; i >= 0; i--)
+                {
+                    to[i] = from[i];
+                }
+            }
+            else
+            {
+                for (int i = 0; i < from.Length; i++)
+                {
+                    to[i] = from[i];
+                }
+            }
+
+            return;
+        }
+
+        // The destination starts inside the element being read: each element is read whole before it is written.
         Span<byte> element = stackalloc byte[8];
         element = element[..size];
         int elements = from.Length / size;
