@@ -6,8 +6,9 @@ using KvmSharp.Emulator.Mmu;
 namespace KvmSharp.Emulator.Cpu;
 
 /// <summary>
-/// ENTER, LEAVE, PUSHA and POPA. Each writes or reads its whole stack area in one checked access (split in two
-/// only where a 16/32-bit stack pointer wraps), so a fault leaves memory and registers as they were.
+/// ENTER, LEAVE, PUSHA and POPA. Every push is checked, in push order, before the first byte is written, so a
+/// fault reports the push hardware would fault on (CR2 included) and leaves memory and registers as they were;
+/// the values then go out in one block (split in two only where a 16/32-bit stack pointer wraps).
 /// </summary>
 public sealed partial class Interpreter
 {
@@ -33,7 +34,7 @@ public sealed partial class Interpreter
 
         Span<byte> frame = stackalloc byte[MaxEnterValues * 8];
         frame = frame[..(values * size)];
-        if (!ProbeStackWrite(bottom, frame.Length))
+        if (!ProbePushes(bottom, values, size))
         {
             return false;
         }
@@ -58,11 +59,12 @@ public sealed partial class Interpreter
         }
 
         ulong final = (bottom - (_insn.Immediate & 0xFFFF)) & stackMask;
-        if (!ProbeStackWrite(final, size) || !WriteStackBytes(bottom, frame))
+        if (!ProbePushes(final, 1, size))
         {
             return false;
         }
 
+        WriteStackBytes(bottom, frame);
         WriteRegister(Gpr.Rbp, size, framePointer);
         SetStackPointer(final);
         return true;
@@ -95,11 +97,12 @@ public sealed partial class Interpreter
         }
 
         ulong bottom = (StackPointer - (ulong)block.Length) & Alu.SizeMask(StackAddressSize);
-        if (!WriteStackBytes(bottom, block))
+        if (!ProbePushes(bottom, 8, size))
         {
             return false;
         }
 
+        WriteStackBytes(bottom, block);
         SetStackPointer(bottom);
         return true;
     }
@@ -162,25 +165,33 @@ public sealed partial class Interpreter
         return room >= (ulong)(length - 1) ? length : (int)room + 1;
     }
 
-    /// <summary>Checks that <paramref name="length"/> bytes at SS:<paramref name="offset"/> (wrapping at the stack width) are writable.</summary>
-    private bool ProbeStackWrite(ulong offset, int length)
+    /// <summary>
+    /// Checks <paramref name="count"/> pushes of <paramref name="size"/> bytes whose lowest lands at SS:
+    /// <paramref name="bottom"/>, highest first as they would be written; the first that would fault faults.
+    /// </summary>
+    private bool ProbePushes(ulong bottom, int count, int size)
     {
-        int first = StackBytesBeforeWrap(offset, length);
-        return ProbeWrite(SegmentName.Ss, offset, first) && (first == length || ProbeWrite(SegmentName.Ss, 0, length - first));
-    }
-
-    /// <summary>Writes a block at SS:<paramref name="offset"/>; a block that wraps at the stack width is checked in full first.</summary>
-    private bool WriteStackBytes(ulong offset, ReadOnlySpan<byte> block)
-    {
-        int first = StackBytesBeforeWrap(offset, block.Length);
-        if (first == block.Length)
+        ulong mask = Alu.SizeMask(StackAddressSize);
+        for (int i = count - 1; i >= 0; i--)
         {
-            return WriteMemoryBytes(SegmentName.Ss, offset, block);
+            if (!ProbeWrite(SegmentName.Ss, (bottom + (ulong)(i * size)) & mask, size))
+            {
+                return false;
+            }
         }
 
-        return ProbeStackWrite(offset, block.Length)
-            && WriteMemoryBytes(SegmentName.Ss, offset, block[..first])
-            && WriteMemoryBytes(SegmentName.Ss, 0, block[first..]);
+        return true;
+    }
+
+    /// <summary>Writes a block at SS:<paramref name="offset"/> that <see cref="ProbePushes"/> accepted (so it cannot fault).</summary>
+    private void WriteStackBytes(ulong offset, ReadOnlySpan<byte> block)
+    {
+        int first = StackBytesBeforeWrap(offset, block.Length);
+        WriteMemoryBytes(SegmentName.Ss, offset, block[..first]);
+        if (first < block.Length)
+        {
+            WriteMemoryBytes(SegmentName.Ss, 0, block[first..]);
+        }
     }
 
     private bool ReadStackBytes(ulong offset, Span<byte> block)

@@ -45,10 +45,11 @@ public sealed partial class Interpreter
             return StringIteration(op);
         }
 
-        // F3 is REPE and F2 REPNE for CMPS/SCAS; for the others either one repeats. The decoder keeps no order
-        // between F2 and F3, so an instruction with both is taken as REPE.
+        // F3 is REPE and F2 REPNE for CMPS/SCAS; for the others either one repeats. With both, the last one
+        // decides, as on the host.
         bool compares = op is Mnemonic.Cmps or Mnemonic.Scas;
-        bool whileEqual = (_insn.Prefixes & InstructionPrefixes.Rep) != 0;
+        bool whileEqual = (_insn.Prefixes & InstructionPrefixes.Repne) == 0
+            || ((_insn.Prefixes & InstructionPrefixes.Rep) != 0 && compares && LastRepeatPrefix() == 0xF3);
         int addressSize = _insn.AddressSize;
         ulong count = ReadRegister(Gpr.Rcx, addressSize);
         if (count == 0)
@@ -72,7 +73,7 @@ public sealed partial class Interpreter
         int budget = StringBatchElements;
         while (count != 0)
         {
-            if (budget == 0 || _stopAfterInstruction)
+            if (budget <= 0 || _stopAfterInstruction)
             {
                 _nextRip = _state.Rip; // continue next step
                 return true;
@@ -104,6 +105,37 @@ public sealed partial class Interpreter
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The last of F2/F3 among the instruction's prefixes. The decoder records both but not their order, so this
+    /// reads the prefix bytes again (the instruction was just fetched from there); only CMPS/SCAS with both need it.
+    /// </summary>
+    private byte LastRepeatPrefix()
+    {
+        Span<byte> code = stackalloc byte[InstructionDecoder.MaxInstructionLength];
+        code = code[.._insn.Length];
+        ulong linear = _mode == CpuMode.Long64 ? _state.Rip : (uint)(_state.Cs.Base + _state.Rip);
+        if (!ReadLinearBytes(linear, code, MemoryAccess.Execute, Privilege))
+        {
+            return 0xF3;
+        }
+
+        byte last = 0xF3;
+        foreach (byte b in code)
+        {
+            if (b is 0xF2 or 0xF3)
+            {
+                last = b;
+            }
+            else if (b is not (0x26 or 0x2E or 0x36 or 0x3E or 0x64 or 0x65 or 0x66 or 0x67 or 0xF0)
+                && !(_mode == CpuMode.Long64 && (b & 0xF0) == 0x40))
+            {
+                break; // the opcode
+            }
+        }
+
+        return last;
     }
 
     private bool Descending => (_state.RFlags & Flags.DF) != 0;
@@ -328,6 +360,11 @@ public sealed partial class Interpreter
     /// <summary>How many of <paramref name="n"/> elements from <paramref name="offset"/> stay within the address size without wrapping.</summary>
     private int ElementsBeforeWrap(ulong offset, int size, bool down, int n)
     {
+        if (n <= 0)
+        {
+            return 0;
+        }
+
         ulong room = AddressMask - offset; // bytes above the first byte of the first element
         if (room < (ulong)(size - 1))
         {
@@ -341,18 +378,40 @@ public sealed partial class Interpreter
     /// <summary>
     /// Copies <paramref name="from"/> to <paramref name="to"/> (equal lengths, whole elements) with the result of
     /// copying element by element in the DF direction: a plain memmove unless the destination overlaps source
-    /// elements that are still to be read, where the element loop replicates the pattern as hardware does.
+    /// bytes that are still to be read, where the copy replicates the pattern as hardware does.
     /// </summary>
     private static void CopyElements(Span<byte> from, Span<byte> to, int size, bool down)
     {
         long distance = Unsafe.ByteOffset(ref MemoryMarshal.GetReference(from), ref MemoryMarshal.GetReference(to));
-        bool clobbers = down ? distance < 0 && -distance < from.Length : distance > 0 && distance < from.Length;
-        if (!clobbers)
+        long ahead = down ? -distance : distance; // how far the writes run ahead of the reads
+        if (ahead <= 0 || ahead >= from.Length)
         {
             from.CopyTo(to);
             return;
         }
 
+        if (ahead >= size)
+        {
+            // Every byte is read after the write that lands on it, in element order and in byte order alike.
+            if (down)
+            {
+                for (int i = from.Length - 1; i >= 0; i--)
+                {
+                    to[i] = from[i];
+                }
+            }
+            else
+            {
+                for (int i = 0; i < from.Length; i++)
+                {
+                    to[i] = from[i];
+                }
+            }
+
+            return;
+        }
+
+        // The destination starts inside the element being read: each element is read whole before it is written.
         Span<byte> element = stackalloc byte[8];
         element = element[..size];
         int elements = from.Length / size;

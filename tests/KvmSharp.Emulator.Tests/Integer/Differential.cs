@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using KvmSharp.Emulator.Execution;
 
@@ -15,6 +14,11 @@ namespace KvmSharp.Emulator.Tests.Integer;
 internal sealed class Differential : IDisposable
 {
     public const ulong ComparedFlags = Flags.Arithmetic | Flags.DF;
+
+    private static readonly byte[] RandomBlock = CreateRandomBlock();
+
+    private readonly byte[] _hostWindow = new byte[NativeMachine.WindowSize];
+    private readonly byte[] _guestWindow = new byte[NativeMachine.WindowSize];
 
     public Differential(bool longMode)
     {
@@ -44,21 +48,14 @@ internal sealed class Differential : IDisposable
         return registers;
     }
 
-    /// <summary>A window of random bytes.</summary>
-    public static byte[] RandomWindow(Random random)
-    {
-        // xorshift64 from one seed: Random.NextBytes is slow for a quarter megabyte per case.
-        var window = new byte[NativeMachine.WindowSize];
-        ulong x = (ulong)random.NextInt64() | 1;
-        var words = MemoryMarshal.Cast<byte, ulong>(window.AsSpan());
-        for (int i = 0; i < words.Length; i++)
-        {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            words[i] = x;
-        }
+    /// <summary>A window-sized buffer (allocate once per test: it is a quarter megabyte).</summary>
+    public static byte[] NewWindow() => new byte[NativeMachine.WindowSize];
 
+    /// <summary>Fills <paramref name="window"/> with random bytes (a random slice of one random block) and returns it.</summary>
+    public static byte[] RandomWindow(Random random, byte[] window)
+    {
+        int start = random.Next(0, NativeMachine.WindowSize / 8) * 8;
+        RandomBlock.AsSpan(start, NativeMachine.WindowSize).CopyTo(window);
         return window;
     }
 
@@ -71,7 +68,8 @@ internal sealed class Differential : IDisposable
             throw new ArgumentException("RSP must stay in the window's stack area: a signal may arrive during the native run.", nameof(input));
         }
 
-        var (host, hostWindow) = NativeMachine.Run(hostCode ?? code, !LongMode, input, window);
+        var hostWindow = _hostWindow;
+        var host = NativeMachine.Run(hostCode ?? code, !LongMode, input, window, hostWindow);
 
         Guest.Load(code);
         Guest.SetRegisters(input);
@@ -87,7 +85,8 @@ internal sealed class Differential : IDisposable
         }
 
         var guest = Guest.GetRegisters();
-        var guestWindow = Guest.ReadWindow();
+        var guestWindow = _guestWindow;
+        Guest.ReadWindow(guestWindow);
         var report = new StringBuilder();
         if (failure != null)
         {
@@ -121,6 +120,13 @@ internal sealed class Differential : IDisposable
     }
 
     public void Dispose() => Guest.Dispose();
+
+    private static byte[] CreateRandomBlock()
+    {
+        var block = new byte[NativeMachine.WindowSize * 2];
+        new Random(20240611).NextBytes(block);
+        return block;
+    }
 
     public static string Describe(RegisterFile registers)
     {

@@ -25,6 +25,7 @@ internal sealed class GuestMachine : IDisposable
 
     private readonly Dictionary<ulong, ulong> _windowPtes = [];
     private ulong _nextTable = 0x1000;
+    private ulong _pml4;
 
     public GuestMachine(bool longMode, ulong windowLinear, int windowSize, IVcpuIo? io = null, int cpl = 0)
     {
@@ -35,6 +36,7 @@ internal sealed class GuestMachine : IDisposable
         if (longMode)
         {
             ulong pml4 = AllocateTable();
+            _pml4 = pml4;
             for (ulong page = 0; page < 256; page++)
             {
                 Map(pml4, page << 12, page << 12);
@@ -112,18 +114,21 @@ internal sealed class GuestMachine : IDisposable
 
     public void WriteWindow(ReadOnlySpan<byte> bytes) => Memory.Write(WindowPhysical, bytes);
 
-    public byte[] ReadWindow()
-    {
-        var bytes = new byte[WindowSize];
-        Memory.Read(WindowPhysical, bytes);
-        return bytes;
-    }
+    public void ReadWindow(Span<byte> bytes) => Memory.Read(WindowPhysical, bytes);
 
     /// <summary>Replaces the flags of the window page at <paramref name="offset"/> (64-bit mode) and flushes the TLB.</summary>
     public void SetWindowPage(ulong offset, ulong flags)
     {
         ulong pte = _windowPtes[offset & ~0xFFFUL];
         Memory.Write(pte, flags == 0 ? 0UL : (WindowPhysical + (offset & ~0xFFFUL)) | flags);
+        Interpreter.ReloadPaging();
+    }
+
+    /// <summary>Maps one more 4 KiB page (64-bit mode), <paramref name="flags"/> 0 for not present, and flushes the TLB.</summary>
+    public void MapPage(ulong linear, ulong physical, ulong flags = PageFlags)
+    {
+        ulong pte = Map(_pml4, linear, physical);
+        Memory.Write(pte, flags == 0 ? 0UL : physical | flags);
         Interpreter.ReloadPaging();
     }
 

@@ -35,17 +35,17 @@ internal sealed class RegisterFile
 /// </remarks>
 internal static unsafe class NativeMachine
 {
-    /// <summary>The data window's size: 64 pages.</summary>
-    public const int WindowSize = 256 * 1024;
+    /// <summary>The data window's size: 32 pages.</summary>
+    public const int WindowSize = 128 * 1024;
 
     /// <summary>The window's lower part holds data; the stack area above it holds RSP.</summary>
-    public const int StackAreaOffset = 192 * 1024;
+    public const int StackAreaOffset = 96 * 1024;
 
-    private const int RegionSize = 1024 * 1024;
-    private const int CodeAreaSize = 256 * 1024;
+    private const int RegionSize = 2 * 1024 * 1024;
+    private const int CodeAreaSize = 1024 * 1024;
     private const int StateOffset = CodeAreaSize;
-    private const int TransitionStackTop = 448 * 1024;
-    private const int WindowOffset = 512 * 1024;
+    private const int TransitionStackTop = CodeAreaSize + (192 * 1024);
+    private const int WindowOffset = CodeAreaSize + (256 * 1024);
 
     private const int InOffset = 0;
     private const int FlagsInOffset = 128;
@@ -68,10 +68,10 @@ internal static unsafe class NativeMachine
 
     /// <summary>
     /// Runs <paramref name="instruction"/> from <paramref name="input"/> over a window holding
-    /// <paramref name="windowIn"/>, and returns the registers and the window afterwards.
+    /// <paramref name="windowIn"/>; returns the registers afterwards and copies the window to <paramref name="windowOut"/>.
     /// </summary>
     /// <param name="compatibilityMode">Run in 32-bit compatibility mode: only the low 32 bits of RAX..RDI are loaded and stored.</param>
-    public static (RegisterFile Registers, byte[] Window) Run(byte[] instruction, bool compatibilityMode, RegisterFile input, ReadOnlySpan<byte> windowIn)
+    public static RegisterFile Run(byte[] instruction, bool compatibilityMode, RegisterFile input, ReadOnlySpan<byte> windowIn, Span<byte> windowOut)
     {
         nint region = Region.Value.Address;
         lock (Gate)
@@ -95,7 +95,8 @@ internal static unsafe class NativeMachine
 
             var output = new RegisterFile { Flags = state[FlagsOutOffset / 8] };
             state.Slice(OutOffset / 8, 16).CopyTo(output.Gpr);
-            return (output, window.ToArray());
+            window.CopyTo(windowOut);
+            return output;
         }
     }
 

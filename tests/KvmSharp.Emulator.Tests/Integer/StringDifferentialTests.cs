@@ -27,11 +27,17 @@ public enum StringLayout
     PageEdge,
 }
 
-/// <summary>One string-instruction case: the encoding choices and a seed for registers and data.</summary>
+/// <summary>
+/// One string-instruction case: the encoding choices and a seed for registers and data. <see cref="Rep"/>: 0 none,
+/// 1 F3, 2 F2, 3 F2 F3, 4 F3 F2 (with both, the last one decides).
+/// </summary>
 public sealed record StringCase(StringOp Op, int Size, int Rep, bool Down, bool Address32, int CountKind, StringLayout Layout, int Seed)
 {
+    /// <summary>Whether the effective prefix is REPNE.</summary>
+    public bool Repne => Rep is 2 or 4;
+
     public override string ToString() =>
-        $"{(Rep == 1 ? "rep " : Rep == 2 ? "repne " : "")}{Op}{Size * 8} {(Down ? "DF=1" : "DF=0")} {(Address32 ? "a32" : "a64")} count#{CountKind} {Layout} seed {Seed}";
+        $"{Rep switch { 1 => "rep ", 2 => "repne ", 3 => "F2 F3 ", 4 => "F3 F2 ", _ => "" }}{Op}{Size * 8} {(Down ? "DF=1" : "DF=0")} {(Address32 ? "a32" : "a64")} count#{CountKind} {Layout} seed {Seed}";
 }
 
 /// <summary>
@@ -44,6 +50,9 @@ public sealed class StringDifferentialTests : IDisposable
 {
     private const int DataSize = NativeMachine.StackAreaOffset;
     private const int LargeCount = 5000;
+
+    [ThreadStatic]
+    private static byte[]? _buffer;
 
     private readonly Differential _long = new(longMode: true);
     private readonly Lazy<Differential> _compat = new(() => new Differential(longMode: false));
@@ -97,6 +106,29 @@ public sealed class StringDifferentialTests : IDisposable
         }
     }
 
+    /// <summary>CMPS and SCAS with both F2 and F3: the last prefix decides between REPE and REPNE.</summary>
+    [Fact]
+    public void BothRepeatPrefixes_TheLastOneDecides()
+    {
+        int seed = 5000;
+        foreach (var op in new[] { StringOp.Cmps, StringOp.Scas })
+        {
+            foreach (int size in new[] { 1, 8 })
+            {
+                foreach (int rep in new[] { 3, 4 })
+                {
+                    foreach (bool down in new[] { false, true })
+                    {
+                        for (int countKind = 2; countKind < 4; countKind++)
+                        {
+                            Check(_long, new StringCase(op, size, rep, down, false, countKind, StringLayout.Apart, seed++));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// <summary>FsCheck picks the form and the seed; 300 random cases on top of the exhaustive matrix.</summary>
     [Fact]
     public void RandomCases_MatchTheHost()
@@ -113,6 +145,8 @@ public sealed class StringDifferentialTests : IDisposable
             select new StringCase(op, size, rep, down, address32, countKind, layout, seed);
         Prop.ForAll(cases.ToArbitrary(), c => Check(_long, c)).Check(Config.QuickThrowOnFailure.WithMaxTest(300));
     }
+
+    private static byte[] Buffer => _buffer ??= Differential.NewWindow();
 
     public void Dispose()
     {
@@ -145,9 +179,20 @@ public sealed class StringDifferentialTests : IDisposable
             code.Add(0x67);
         }
 
-        if (c.Rep != 0)
+        switch (c.Rep)
         {
-            code.Add(c.Rep == 1 ? (byte)0xF3 : (byte)0xF2);
+            case 1:
+                code.Add(0xF3);
+                break;
+            case 2:
+                code.Add(0xF2);
+                break;
+            case 3:
+                code.AddRange([0xF2, 0xF3]);
+                break;
+            case 4:
+                code.AddRange([0xF3, 0xF2]);
+                break;
         }
 
         if (c.Size == 2)
@@ -176,7 +221,7 @@ public sealed class StringDifferentialTests : IDisposable
     {
         var random = new Random(c.Seed);
         var registers = Differential.RandomRegisters(random, machine.LongMode);
-        var window = Differential.RandomWindow(random);
+        var window = Differential.RandomWindow(random, Buffer);
         int size = c.Size;
         int count = c.Rep == 0 ? 1 : c.CountKind switch
         {
@@ -234,13 +279,13 @@ public sealed class StringDifferentialTests : IDisposable
             for (int i = 0; i < elements * size; i++)
             {
                 byte b = window[sourceLow + i];
-                window[destinationLow + i] = c.Rep == 2 ? (byte)~b : b;
+                window[destinationLow + i] = c.Repne ? (byte)~b : b;
             }
 
             if (stop < elements)
             {
                 int at = (c.Down ? elements - 1 - stop : stop) * size;
-                window[destinationLow + at] = c.Rep == 2 ? window[sourceLow + at] : (byte)~window[sourceLow + at];
+                window[destinationLow + at] = c.Repne ? window[sourceLow + at] : (byte)~window[sourceLow + at];
             }
         }
         else if (c.Op == StringOp.Scas)
@@ -251,7 +296,7 @@ public sealed class StringDifferentialTests : IDisposable
                 for (int b = 0; b < size; b++)
                 {
                     byte value = (byte)(pattern >> (8 * b));
-                    window[destinationLow + (e * size) + b] = c.Rep == 2 ? (byte)~value : value;
+                    window[destinationLow + (e * size) + b] = c.Repne ? (byte)~value : value;
                 }
             }
 
@@ -259,7 +304,7 @@ public sealed class StringDifferentialTests : IDisposable
             {
                 int at = (c.Down ? elements - 1 - stop : stop) * size;
                 byte value = (byte)pattern;
-                window[destinationLow + at] = c.Rep == 2 ? value : (byte)~value;
+                window[destinationLow + at] = c.Repne ? value : (byte)~value;
             }
         }
     }
