@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using KvmSharp.Emulator.Decoding;
 using KvmSharp.Memory;
 
@@ -6,8 +7,9 @@ namespace KvmSharp.Emulator.Cpu;
 /// <summary>
 /// The decoded-instruction cache. Entries are keyed by guest-physical address and CPU mode; every RAM page has a
 /// generation number that a write to the page bumps when something was decoded from it, which invalidates all of
-/// that page's entries at once (self-modifying code, module loading, exec). Instructions that cross a page and
-/// code outside RAM are never cached.
+/// that page's entries at once (self-modifying code, module loading, exec). Each entry also keeps the instruction's
+/// bytes and a hit compares them with memory, so a write the CPU did not see (a device's DMA, the VMM, another
+/// vCPU) can never run stale code. Instructions that cross a page and code outside RAM are never cached.
 /// </summary>
 public sealed partial class Interpreter
 {
@@ -87,6 +89,44 @@ public sealed partial class Interpreter
         return (start, size, host);
     }
 
+    /// <summary>Whether guest RAM at <paramref name="physical"/> still holds the bytes <paramref name="entry"/> was decoded from.</summary>
+    private unsafe bool CachedBytesMatch(ulong physical, ref DecodeCacheEntry entry)
+    {
+        byte* host = RamPointer(physical);
+        int length = entry.Instruction.Length;
+        if ((physical & PageMask) <= GuestMemory.PageSize - 16)
+        {
+            // One 16-byte load inside the page (RAM regions are whole pages), masked to the instruction's length.
+            var difference = Vector128.Xor(Vector128.Load(host), entry.Bytes) & LengthMask(length);
+            return difference == Vector128<byte>.Zero;
+        }
+
+        for (int i = 0; i < length; i++)
+        {
+            if (host[i] != entry.Bytes.GetElement(i))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static Vector128<byte> LengthMask(int length)
+    {
+        // Bytes [0, length) set: a 128-bit all-ones value shifted right by (16 - length) bytes.
+        UInt128 ones = UInt128.MaxValue >> ((16 - length) * 8);
+        return Vector128.Create((ulong)ones, (ulong)(ones >> 64)).AsByte();
+    }
+
+    private static Vector128<byte> PackBytes(ReadOnlySpan<byte> bytes)
+    {
+        Span<byte> padded = stackalloc byte[16];
+        padded.Clear();
+        bytes.CopyTo(padded);
+        return Vector128.Create((ReadOnlySpan<byte>)padded);
+    }
+
     private static int DecodeCacheIndex(ulong physical) => (int)((physical * 0x9E37_79B9_7F4A_7C15UL) >> (64 - DecodeCacheBits));
 
     private void InvalidateDecodedPage(ulong page)
@@ -121,5 +161,6 @@ public sealed partial class Interpreter
         public ulong Tag;
         public uint Generation;
         public DecodedInstruction Instruction;
+        public Vector128<byte> Bytes;
     }
 }

@@ -447,19 +447,6 @@ public sealed partial class Interpreter
         return CheckPortAccess(port, size) && PortOut(port, size, _state.Rax);
     }
 
-    /// <summary>
-    /// The I/O permission check (IOPL, then the TSS bitmap) on its own, before an instruction touches memory or a
-    /// device: #GP(0) when refused, or the #PF of reading the bitmap. <see cref="PortAllowed"/> sets the fault
-    /// only when its bitmap read faults, so the field is cleared first to tell the two apart.
-    /// </summary>
-    private bool CheckPortAccess(ushort port, int size)
-    {
-        _fault = default;
-        if (PortAllowed(port, size))
-        {
-            return true;
-        }
-
-        return _fault.Vector == ExceptionVector.PageFault ? false : GeneralProtection();
-    }
+    /// <summary>The I/O permission check (IOPL, then the TSS bitmap) on its own, before an instruction touches memory or a device.</summary>
+    private bool CheckPortAccess(ushort port, int size) => PortAllowed(port, size);
 }

@@ -182,7 +182,7 @@ public sealed partial class Interpreter
         ref var entry = ref _decodeCache[DecodeCacheIndex(physical)];
         ulong page = physical >> 12;
         if (entry.Tag == tag && page < (ulong)_pageGeneration.Length && entry.Generation == _pageGeneration[page]
-            && entry.Instruction.Length <= available)
+            && entry.Instruction.Length <= available && CachedBytesMatch(physical, ref entry))
         {
             _insn = entry.Instruction;
             DecodeCacheHits++;
@@ -222,6 +222,7 @@ public sealed partial class Interpreter
                     entry.Tag = tag;
                     entry.Generation = _pageGeneration[page];
                     entry.Instruction = _insn;
+                    entry.Bytes = PackBytes(code[.._insn.Length]);
                     _pageKind[page] = PageHoldsCode;
                 }
 
@@ -762,6 +763,7 @@ public sealed partial class Interpreter
     /// <summary>
     /// Whether the current privilege may access <paramref name="size"/> ports from <paramref name="port"/>: always in
     /// real mode; in protected mode when CPL &lt;= IOPL, else when the TSS I/O permission bitmap clears every bit.
+    /// False sets the fault: #GP(0) when refused, or the #PF of reading the bitmap.
     /// </summary>
     private bool PortAllowed(ushort port, int size)
     {
@@ -776,11 +778,12 @@ public sealed partial class Interpreter
             return true;
         }
 
-        // A 32/64-bit TSS (type 9 or 11) holds the bitmap's offset at 0x66; every bit for the ports must be in the limit and clear.
+        // A 32/64-bit TSS (type 9 available, or 11 busy, as TR holds after LTR) keeps the bitmap's offset at 0x66;
+        // every bit for the ports must be within the TSS limit and clear.
         ref var tr = ref _state.Tr;
-        if ((tr.Type & 7) != 1 || tr.Limit < 0x67)
+        if ((tr.Type & 0xD) != 9 || tr.Limit < 0x67)
         {
-            return false;
+            return GeneralProtection();
         }
 
         if (!ReadLinear(tr.Base + 0x66, 2, MemoryAccess.Read, AccessPrivilege.Supervisor, out ulong bitmapOffset))
@@ -791,7 +794,7 @@ public sealed partial class Interpreter
         ulong byteOffset = bitmapOffset + (ulong)(port >> 3);
         if (byteOffset + 1 > tr.Limit)
         {
-            return false;
+            return GeneralProtection();
         }
 
         if (!ReadLinear(tr.Base + byteOffset, 2, MemoryAccess.Read, AccessPrivilege.Supervisor, out ulong bits))
@@ -800,7 +803,7 @@ public sealed partial class Interpreter
         }
 
         ulong mask = ((1UL << size) - 1) << (port & 7);
-        return (bits & mask) == 0;
+        return (bits & mask) == 0 || GeneralProtection();
     }
 
     private bool PortIn(ushort port, int size, out ulong value)
@@ -808,8 +811,7 @@ public sealed partial class Interpreter
         value = 0;
         if (!PortAllowed(port, size))
         {
-            // A page fault on the bitmap read already set the fault; otherwise the access is refused with #GP(0).
-            return _fault.Vector == ExceptionVector.PageFault && _fault.ErrorCode != 0 ? false : GeneralProtection();
+            return false;
         }
 
         Span<byte> bytes = stackalloc byte[8];
@@ -824,7 +826,7 @@ public sealed partial class Interpreter
     {
         if (!PortAllowed(port, size))
         {
-            return GeneralProtection();
+            return false;
         }
 
         Span<byte> bytes = stackalloc byte[8];

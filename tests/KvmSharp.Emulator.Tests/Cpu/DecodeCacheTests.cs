@@ -51,4 +51,20 @@ public sealed class DecodeCacheTests
 
         Assert.Equal(7UL, f.State.Rax);
     }
+
+    [Fact]
+    public void WriteFromOutsideTheCpu_WithoutNotification_IsStillSeen_BecauseHitsCompareTheBytes()
+    {
+        // mov eax, 1; hlt — run, patch the immediate behind the CPU's back, run again: the cached decode must not be used.
+        using var f = new CpuFixture([0xB8, 0x01, 0x00, 0x00, 0x00, 0xF4]);
+        f.Run();
+        ulong hits = f.Interpreter.DecodeCacheHits;
+        f.Memory.Write(CpuFixture.CodeBase + 1, (byte)9);
+        f.State.Rip = CpuFixture.CodeBase;
+
+        f.Run();
+
+        Assert.Equal(9UL, f.State.Rax);
+        Assert.Equal(hits + 1, f.Interpreter.DecodeCacheHits); // the unchanged HLT still hits; the MOV was decoded again
+    }
 }
