@@ -261,7 +261,7 @@ while read -r m; do
     esac
 done < /etc/kvmsharp-modules
 echo "$MARKER"
-# Boot-time marker: 123 to kvmsharp's boot timer, which `kvmsharp run --stats` reports. This kernel has
+# Boot-time marker: 123 to kvmsharp's boot timer, which 'kvmsharp run --stats' reports. This kernel has
 # no /dev/port (CONFIG_DEVPORT is off), so the write goes to the timer's MMIO alias through /dev/mem.
 # Elsewhere (QEMU) nothing is at that address and the write is dropped.
 devmem 0xD0000000 8 123 2>/dev/null || true

@@ -21,4 +21,4 @@ for arg in "$@"; do
 done
 
 exec dotnet src/KvmSharp.Cli/bin/Release/net10.0/kvmsharp.dll run \
-  --kernel "$guest/vmlinuz" --initrd "$guest/initramfs.cpio.gz" "${cmdline[@]}" "$@"
+  --kernel "$guest/vmlinux" --initrd "$guest/initramfs.cpio.gz" "${cmdline[@]}" "$@"

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Globalization;
 using KvmSharp.Boot;
 using KvmSharp.Emulator.Backend;
 using KvmSharp.Kvm;
@@ -85,7 +87,9 @@ internal static class RunVerb
 
             using (pc)
             {
+                var runTime = Stopwatch.StartNew();
                 var exit = RunWithConsole(app, config, pc);
+                runTime.Stop();
                 pc.Serial.Flush();
                 consoleOutput.Flush();
                 if (showStats)
@@ -98,7 +102,7 @@ internal static class RunVerb
                     {
                         if (vcpu is EmulatorVcpu emulated)
                         {
-                            app.Output.WriteLine($"vcpu{emulated.Index}: {emulated.InstructionsRetired:N0} guest instructions");
+                            app.Output.WriteLine(EmulatorSpeedLine(emulated, runTime.Elapsed));
                         }
                     }
                 }
@@ -106,6 +110,18 @@ internal static class RunVerb
                 return DemoCommand.Report(app, exit);
             }
         }
+    }
+
+    /// <summary>
+    /// "vcpu0: N guest instructions in R s running (H s halted), M MIPS": the software CPU's speed over the time it was
+    /// not waiting in HLT, which is what an instruction rate means.
+    /// </summary>
+    internal static string EmulatorSpeedLine(EmulatorVcpu vcpu, TimeSpan wall)
+    {
+        var running = wall - vcpu.HaltedTime;
+        double mips = running > TimeSpan.Zero ? vcpu.InstructionsRetired / running.TotalSeconds / 1e6 : 0;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"vcpu{vcpu.Index}: {vcpu.InstructionsRetired:N0} guest instructions in {running.TotalSeconds:0.00} s running ({vcpu.HaltedTime.TotalSeconds:0.00} s halted), {mips:0.0} MIPS");
     }
 
     private static MachineExit RunWithConsole(CliApp app, VmConfig config, PcMachine pc)

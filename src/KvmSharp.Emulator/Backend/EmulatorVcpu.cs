@@ -25,6 +25,7 @@ public sealed class EmulatorVcpu : IVcpu
     private int _breakpointCount;
     private bool _resumeFromBreakpoint;
     private bool _halted;
+    private long _haltedTicks;
     private bool _waitingForStartup;
     private bool _disposed;
 
@@ -59,6 +60,9 @@ public sealed class EmulatorVcpu : IVcpu
 
     /// <summary>Instructions retired (the guest's instruction count, for MIPS figures).</summary>
     public ulong InstructionsRetired => _cpu.InstructionsRetired;
+
+    /// <summary>Time this vCPU spent halted waiting for an interrupt, so MIPS figures can count only the time it ran.</summary>
+    public TimeSpan HaltedTime => Stopwatch.GetElapsedTime(0, _haltedTicks);
 
     public VcpuStop Run(IVcpuIo io)
     {
@@ -223,6 +227,13 @@ public sealed class EmulatorVcpu : IVcpu
     }
 
     private void WaitForEvent()
+    {
+        long start = Stopwatch.GetTimestamp();
+        WaitForEventUntimed();
+        _haltedTicks += Stopwatch.GetTimestamp() - start;
+    }
+
+    private void WaitForEventUntimed()
     {
         long deadline = _interrupts.NextDeadline;
         if (deadline == long.MaxValue)
