@@ -65,6 +65,12 @@ public sealed class InterpreterDifferentialTests
     public void Program_MatchesTheHost_OnRandomInputs(string name)
     {
         byte[] code = name == nameof(HashLoop) ? HashLoop : MixedWidths;
+        Assert.SkipWhen(
+            !HostCpu.IsIntel && code == MixedWidths,
+            $"MixedWidths reads ZF after IMUL (SETE), which both manuals leave undefined; this {HostCpu.Vendor} host differs from the Intel model (HostCpu).");
+
+        // HashLoop ends with SAR r8, cl: its AF (and OF for counts over 1) are undefined.
+        ulong comparedFlags = Flags.Arithmetic & ~(code == HashLoop ? HostCpu.UndefinedFlags("sar") : 0);
         var random = new Random(name.Length * 7919);
         using var f = new CpuFixture(code);
         for (int trial = 0; trial < 300; trial++)
@@ -98,7 +104,7 @@ public sealed class InterpreterDifferentialTests
             Assert.True(native.OutRcx == f.State.Rcx, $"{context}: rcx host {native.OutRcx:X} interpreter {f.State.Rcx:X}");
             Assert.True(native.OutRdx == f.State.Rdx, $"{context}: rdx host {native.OutRdx:X} interpreter {f.State.Rdx:X}");
             Assert.True(native.OutR8 == f.State[Gpr.R8], $"{context}: r8 host {native.OutR8:X} interpreter {f.State[Gpr.R8]:X}");
-            Assert.True(((native.FlagsOut ^ f.State.RFlags) & Flags.Arithmetic) == 0, $"{context}: flags host {native.FlagsOut:X} interpreter {f.State.RFlags:X}");
+            Assert.True(((native.FlagsOut ^ f.State.RFlags) & comparedFlags) == 0, $"{context}: flags host {native.FlagsOut:X} interpreter {f.State.RFlags:X}");
         }
     }
 }

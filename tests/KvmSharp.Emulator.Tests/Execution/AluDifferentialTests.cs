@@ -336,9 +336,16 @@ public class AluDifferentialTests(ITestOutputHelper output)
         var expected = Emulate(op, size, immediate, input);
 
         ulong raxMask = expected.RaxMask;
+        ulong comparedFlags = Flags.Arithmetic & ~VendorUndefinedFlags(op, size, count);
+        if (!HostCpu.IsIntel && op is HostOp.Shld or HostOp.Shrd && size == 2 && (count & 31) > 16)
+        {
+            raxMask = 0; // SDM and APM: a 16-bit double shift by more than 16 leaves the result and flags undefined
+            comparedFlags = 0;
+        }
+
         bool same = ((native.OutRax ^ expected.Rax) & raxMask) == 0
             && ((native.OutRdx ^ expected.Rdx) & expected.RdxMask) == 0
-            && ((native.FlagsOut ^ expected.Flags) & Flags.Arithmetic) == 0;
+            && ((native.FlagsOut ^ expected.Flags) & comparedFlags) == 0;
         if (!same)
         {
             failures.Add(string.Create(CultureInfo.InvariantCulture,
@@ -346,6 +353,24 @@ public class AluDifferentialTests(ITestOutputHelper output)
         }
 
         return 1;
+    }
+
+    /// <summary>Flags not compared on a non-Intel host (<see cref="HostCpu"/>): the ones both manuals leave undefined.</summary>
+    private static ulong VendorUndefinedFlags(HostOp op, int size, ulong count)
+    {
+        string mnemonic = op switch
+        {
+            HostOp.Imul2 or HostOp.Imul3 => "imul",
+            _ => op.ToString().ToLowerInvariant(),
+        };
+        ulong masked = count & (size == 8 ? 63UL : 31UL);
+        ulong undefined = HostCpu.UndefinedFlags(mnemonic, masked);
+        if (!HostCpu.IsIntel && op is HostOp.Shl or HostOp.Sal or HostOp.Shr or HostOp.Sar && masked >= (ulong)size * 8)
+        {
+            undefined |= Flags.CF; // SDM: CF is undefined when the count is at least the operand width
+        }
+
+        return undefined;
     }
 
     private readonly record struct Expected(ulong Rax, ulong RaxMask, ulong Rdx, ulong RdxMask, ulong Flags);

@@ -60,7 +60,9 @@ internal sealed class Differential : IDisposable
     }
 
     /// <summary>Runs both and returns null when they agree, else a description of every difference.</summary>
-    public string? Compare(byte[] code, RegisterFile input, byte[] window, byte[]? hostCode = null)
+    /// <param name="vendorIgnoredFlags">Flags not compared because the host's vendor may set them differently (<see cref="HostCpu"/>; 0 on Intel).</param>
+    /// <param name="vendorIgnoredUpperHalves">Bit r set: the upper 32 bits of register r are not compared, for the same reason.</param>
+    public string? Compare(byte[] code, RegisterFile input, byte[] window, byte[]? hostCode = null, ulong vendorIgnoredFlags = 0, int vendorIgnoredUpperHalves = 0)
     {
         ulong rsp = input.Gpr[4];
         if (rsp < Window + NativeMachine.StackAreaOffset + 16384 || rsp > Window + NativeMachine.WindowSize)
@@ -97,13 +99,14 @@ internal sealed class Differential : IDisposable
         ulong mask = LongMode ? ulong.MaxValue : 0xFFFF_FFFF;
         for (int r = 0; r < registers; r++)
         {
-            if (((host.Gpr[r] ^ guest.Gpr[r]) & mask) != 0)
+            ulong compared = (vendorIgnoredUpperHalves & (1 << r)) != 0 ? mask & 0xFFFF_FFFF : mask;
+            if (((host.Gpr[r] ^ guest.Gpr[r]) & compared) != 0)
             {
                 report.AppendLine(CultureInvariant($"{RegisterName(r)}: host 0x{host.Gpr[r] & mask:X} interpreter 0x{guest.Gpr[r] & mask:X} (in 0x{input.Gpr[r]:X})"));
             }
         }
 
-        if (((host.Flags ^ guest.Flags) & ComparedFlags) != 0)
+        if (((host.Flags ^ guest.Flags) & ComparedFlags & ~vendorIgnoredFlags) != 0)
         {
             report.AppendLine(CultureInvariant($"flags: host 0x{host.Flags & ComparedFlags:X} interpreter 0x{guest.Flags & ComparedFlags:X} (in 0x{input.Flags:X})"));
         }

@@ -263,7 +263,10 @@ public sealed class StringDifferentialTests : IDisposable
         registers.Gpr[1] = Upper(random, garbage) | (uint)count;
 
         registers.Flags = (registers.Flags & ~Flags.DF) | (c.Down ? Flags.DF : 0);
-        string? failure = machine.Compare(Encode(c, machine.LongMode), registers, window);
+        // A zero count with 32-bit addresses: Intel writes ECX/ESI/EDI (clearing their upper halves), AMD leaves the
+        // registers alone; the 32-bit values agree either way.
+        int upperHalves = HostCpu.IsIntel || !garbage || count != 0 || c.Rep == 0 ? 0 : (1 << 1) | (1 << 6) | (1 << 7);
+        string? failure = machine.Compare(Encode(c, machine.LongMode), registers, window, vendorIgnoredUpperHalves: upperHalves);
         Assert.True(failure == null, $"{c}: {failure}");
     }
 

@@ -29,7 +29,7 @@ public sealed class SimdStateDifferentialTests
     {
         byte[] code = form == nameof(Fxsave64) ? Fxsave64 : Fxsave32;
         using var runner = new SimdInterpreterRunner();
-        Prop.ForAll(States.ToArbitrary(), state => SimdDifferential.CompareRun(runner, code, state))
+        Prop.ForAll(States.ToArbitrary(), state => SimdDifferential.CompareRun(runner, code, state, storedFxImage: 256))
             .Check(Config.QuickThrowOnFailure.WithMaxTest(400));
     }
 
