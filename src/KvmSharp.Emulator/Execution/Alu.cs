@@ -18,8 +18,10 @@
 //   BSF/BSR: CF OF SF AF = 0; PF from the index, or PF = 1 with ZF when the source is 0.
 //   AAM: OF = AF = CF = 0.  AAD: all six flags as the byte ADD of AL and AH * imm8.  DAA/DAS: OF = 0.
 //   AAA/AAS: OF = SF = 0, ZF and PF from the final AL (after the high nibble is cleared).
-// An AMD host is expected to differ in some of these (AMD is documented to differ for several of
-// them); there the differential tests will fail for those flags, which is the intended signal.
+// The software CPU keeps these results on every host (a guest sees one CPU model). An AMD host
+// differs in several of them (measured on an AMD EPYC host: AF after logic ops and double shifts, OF
+// of multi-bit rotates, the flags after DIV/IDIV and LZCNT/TZCNT, ...); there the differential tests
+// compare only the flags the manuals define (tests/KvmSharp.Emulator.Tests/HostCpu.cs).
 //
 // Everything is static, allocation-free, and takes operands as ulong (only the low `size` bytes are
 // read), an operand size of 1, 2, 4 or 8 bytes, and the incoming RFLAGS.
