@@ -46,9 +46,19 @@ internal static class RunCommand
         accel.AcceptOnlyFromAmong("auto", "kvm", "emulator");
         var console = new Option<string>("--console")
         {
-            Description = "Serial console: stdio (raw mode on a terminal; Ctrl-A X quits) or file:PATH.",
+            Description = "Console: stdio (the serial port on stdin/stdout; raw mode on a terminal, Ctrl-A X quits), virtio (stdin/stdout on the guest's hvc0, the serial port's output still shown), or file:PATH (serial output to a file).",
             DefaultValueFactory = _ => "stdio",
-            HelpName = "stdio|file:PATH",
+            HelpName = "stdio|virtio|file:PATH",
+        };
+        var disk = new Option<string[]>("--disk")
+        {
+            Description = "A raw disk image as a virtio block device (repeatable: vda, vdb, ...). Options: readonly, serial=ID (up to 20 characters).",
+            HelpName = "PATH[,readonly][,serial=ID]",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var rng = new Option<bool>("--rng")
+        {
+            Description = "Add a virtio entropy device (the guest's /dev/hwrng) fed by the host's getrandom.",
         };
         var device = DeviceOption.Create();
         var stats = new Option<bool>("--stats")
@@ -58,7 +68,7 @@ internal static class RunCommand
 
         var command = new Command("run", "Boot a kernel on a PC machine (16550 UART, i8042, CMOS RTC, fw_cfg, in-kernel PIC/IOAPIC/LAPIC/PIT).")
         {
-            kernel, initrd, cmdline, memory, cpus, accel, console, device, stats,
+            kernel, initrd, cmdline, memory, cpus, accel, console, disk, rng, device, stats,
         };
         command.SetAction(parse =>
         {
@@ -75,6 +85,10 @@ internal static class RunCommand
             {
                 consoleKind = ConsoleKind.Stdio;
             }
+            else if (consoleText == "virtio")
+            {
+                consoleKind = ConsoleKind.Virtio;
+            }
             else if (consoleText.StartsWith("file:", StringComparison.Ordinal))
             {
                 consoleKind = ConsoleKind.File;
@@ -82,7 +96,20 @@ internal static class RunCommand
             }
             else
             {
-                return app.Fail(ExitCodes.UsageError, $"--console '{consoleText}' is not a console. Use stdio or file:PATH.");
+                return app.Fail(ExitCodes.UsageError, $"--console '{consoleText}' is not a console. Use stdio, virtio or file:PATH.");
+            }
+
+            var disks = new List<DiskConfig>();
+            foreach (string diskText in parse.GetValue(disk) ?? [])
+            {
+                try
+                {
+                    disks.Add(DiskConfig.Parse(diskText));
+                }
+                catch (VmConfigException e)
+                {
+                    return app.Fail(ExitCodes.UsageError, e.Message);
+                }
             }
 
             var config = new VmConfig
@@ -101,6 +128,8 @@ internal static class RunCommand
                 Console = consoleKind,
                 ConsolePath = consolePath,
                 KvmDevicePath = parse.GetValue(device)!,
+                Disks = disks,
+                Rng = parse.GetValue(rng),
             };
             return RunVerb.Run(app, config, parse.GetValue(stats));
         });

@@ -44,6 +44,11 @@ public static class VmConfigValidator
             throw new VmConfigException("The kernel command line contains a NUL character.");
         }
 
+        foreach (var disk in config.Disks)
+        {
+            CheckDiskImage(disk);
+        }
+
         if (config.Console == ConsoleKind.File)
         {
             var path = config.ConsolePath;
@@ -84,6 +89,30 @@ public static class VmConfigValidator
         }
 
         return 0;
+    }
+
+    /// <summary>
+    /// What can be said before opening: the image exists, is a regular file, and its size is a whole number of
+    /// 512-byte sectors. Permission and locks are checked when the device opens it.
+    /// </summary>
+    private static void CheckDiskImage(DiskConfig disk)
+    {
+        const string Hint = "Pass a raw image file, for example one made with 'truncate -s 256M disk.img'.";
+        if (Directory.Exists(disk.Path))
+        {
+            throw new VmConfigException($"Disk '{disk.Path}' is a directory, not an image file. {Hint}");
+        }
+
+        if (!File.Exists(disk.Path))
+        {
+            throw new VmConfigException($"Disk image '{disk.Path}' not found. {Hint}");
+        }
+
+        long length = new FileInfo(disk.Path).Length;
+        if (length == 0 || length % 512 != 0)
+        {
+            throw new VmConfigException($"Disk image '{disk.Path}' is {length.ToString(CultureInfo.InvariantCulture)} bytes, not a non-zero multiple of 512. Resize it, for example with 'truncate -s 256M {disk.Path}'.");
+        }
     }
 
     private static void CheckReadableFile(string path, string what, string hint)
