@@ -218,6 +218,28 @@ public class MsixTests
     }
 
     [Fact]
+    public void MaskedThenUnmasked_ThroughDirectDelivery_ReachesTheInterruptSinkOnce()
+    {
+        var mmio = IoBus.CreateMmioBus();
+        var sink = new RecordingMsiSink();
+        var function = new TestPciFunction(msixVectors: 2, delivery: new DirectMsiDelivery(sink));
+        new PciBus(mmio, sink).Add(function);
+        mmio.Write(Table + 16, BitConverter.GetBytes(0xFEE0_3008u));
+        mmio.Write(Table + 16 + 8, BitConverter.GetBytes(0x0000_C051u));
+        function.WriteConfig(function.MsixCap!.CapabilityOffset + MsixCapability.MessageControlOffset, BitConverter.GetBytes(MsixCapability.ControlEnable));
+
+        function.MsixCap.TrySignal(1);
+        function.MsixCap.TrySignal(1);
+        int beforeUnmask = sink.Messages.Count;
+        mmio.Write(Table + 16 + 12, BitConverter.GetBytes(0u));
+        function.MsixCap.TrySignal(1);
+
+        Assert.Equal(0, beforeUnmask);
+        Assert.Equal([(0xFEE0_3008UL, 0xC051u), (0xFEE0_3008UL, 0xC051u)], sink.Messages);
+        Assert.Empty(sink.Levels);
+    }
+
+    [Fact]
     public void DirectDelivery_SendsInterruptsToTheSink_AndDropsOtherAddresses()
     {
         var sink = new RecordingMsiSink();
