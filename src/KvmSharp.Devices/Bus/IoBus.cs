@@ -78,6 +78,23 @@ public sealed class IoBus
     /// </summary>
     public void Register(ulong start, ulong length, IBusDevice device, string name)
     {
+        if (!TryRegisterCore(start, length, device, name, out var conflict))
+        {
+            ThrowConflict(start, start + (length - 1), conflict);
+        }
+    }
+
+    /// <summary>
+    /// Registers <paramref name="device"/> at [start, start+length) unless the range overlaps a registered one;
+    /// returns false (and registers nothing) on an overlap, with the range it hit in <paramref name="conflict"/>.
+    /// For ranges a guest chooses (a PCI BAR it programs), where an overlap is the guest's mistake and must not
+    /// throw. An empty, wrapping or out-of-space range still throws <see cref="ArgumentOutOfRangeException"/>.
+    /// </summary>
+    public bool TryRegister(ulong start, ulong length, IBusDevice device, string name, out BusRange conflict)
+        => TryRegisterCore(start, length, device, name, out conflict);
+
+    private bool TryRegisterCore(ulong start, ulong length, IBusDevice device, string name, out BusRange conflict)
+    {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentException.ThrowIfNullOrEmpty(name);
         if (length == 0)
@@ -124,12 +141,14 @@ public sealed class IoBus
 
             if (index > 0 && current[index - 1].Last >= start)
             {
-                ThrowConflict(start, last, current[index - 1]);
+                conflict = current[index - 1];
+                return false;
             }
 
             if (index < current.Length && current[index].Start <= last)
             {
-                ThrowConflict(start, last, current[index]);
+                conflict = current[index];
+                return false;
             }
 
             var next = new BusRange[current.Length + 1];
@@ -138,6 +157,9 @@ public sealed class IoBus
             Array.Copy(current, index, next, index + 1, current.Length - index);
             Publish(next);
         }
+
+        conflict = default;
+        return true;
     }
 
     /// <summary>Removes the range that starts at <paramref name="start"/>; false if there is none.</summary>
