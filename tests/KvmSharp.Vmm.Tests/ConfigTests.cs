@@ -89,4 +89,52 @@ public class ConfigTests
             dir.Delete(recursive: true);
         }
     }
+
+    [Theory]
+    [InlineData("disk.img", "disk.img", false, null)]
+    [InlineData("disk.img,readonly", "disk.img", true, null)]
+    [InlineData("/a/b.raw,ro,serial=KVMSHARP-1", "/a/b.raw", true, "KVMSHARP-1")]
+    [InlineData("x,serial=ABCDEFGHIJKLMNOPQRST", "x", false, "ABCDEFGHIJKLMNOPQRST")]
+    public void DiskConfig_ParsesPathAndOptions(string text, string path, bool readOnly, string? serial)
+    {
+        Assert.Equal(new DiskConfig(path, readOnly, serial), DiskConfig.Parse(text));
+    }
+
+    [Theory]
+    [InlineData(",readonly", "--disk ',readonly' has no path. Use --disk PATH[,readonly][,serial=ID].")]
+    [InlineData("d.img,cache=none", "--disk option 'cache=none' is unknown. Use --disk PATH[,readonly][,serial=ID] (a path cannot contain commas).")]
+    [InlineData("d.img,serial=ABCDEFGHIJKLMNOPQRSTU", "--disk serial 'ABCDEFGHIJKLMNOPQRSTU' is not 1 to 20 printable ASCII characters.")]
+    [InlineData("d.img,serial=", "--disk serial '' is not 1 to 20 printable ASCII characters.")]
+    public void DiskConfig_RejectsBadOptions_WithOneLine(string text, string message)
+    {
+        Assert.Equal(message, Assert.Throws<VmConfigException>(() => DiskConfig.Parse(text)).Message);
+    }
+
+    [Fact]
+    public void Validate_DiskImages_MissingDirectoryOrNotWholeSectors_AreRejected()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            string kernel = Path.Combine(dir.FullName, "kernel");
+            File.WriteAllBytes(kernel, [1]);
+            string odd = Path.Combine(dir.FullName, "odd.img");
+            File.WriteAllBytes(odd, new byte[1000]);
+            string good = Path.Combine(dir.FullName, "good.img");
+            File.WriteAllBytes(good, new byte[1024]);
+            string missing = Path.Combine(dir.FullName, "missing.img");
+
+            string Message(string path) => Assert.Throws<VmConfigException>(
+                () => VmConfigValidator.Validate(new VmConfig { KernelPath = kernel, Disks = [new DiskConfig(good), new DiskConfig(path)] }, 0)).Message;
+
+            Assert.Equal($"Disk image '{missing}' not found. Pass a raw image file, for example one made with 'truncate -s 256M disk.img'.", Message(missing));
+            Assert.Equal($"Disk '{dir.FullName}' is a directory, not an image file. Pass a raw image file, for example one made with 'truncate -s 256M disk.img'.", Message(dir.FullName));
+            Assert.Equal($"Disk image '{odd}' is 1000 bytes, not a non-zero multiple of 512. Resize it, for example with 'truncate -s 256M {odd}'.", Message(odd));
+            VmConfigValidator.Validate(new VmConfig { KernelPath = kernel, Disks = [new DiskConfig(good, ReadOnly: true)] }, 0);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
 }
