@@ -23,5 +23,10 @@ internal static partial class Interop
         internal const int E2BIG = 7;
         internal const int ENOSPC = 28;
         internal const int EOPNOTSUPP = 95;
+        internal const int EIO = 5;
+        internal const int EISDIR = 21;
+        internal const int EROFS = 30;
+        internal const int ENOLCK = 37;
+        internal const int ENOSYS = 38;
     }
 }

@@ -45,6 +45,11 @@ public static class Errno
     public const int E2BIG = Interop.Libc.E2BIG;
     public const int ENOSPC = Interop.Libc.ENOSPC;
     public const int EOPNOTSUPP = Interop.Libc.EOPNOTSUPP;
+    public const int EIO = Interop.Libc.EIO;
+    public const int EISDIR = Interop.Libc.EISDIR;
+    public const int EROFS = Interop.Libc.EROFS;
+    public const int ENOLCK = Interop.Libc.ENOLCK;
+    public const int ENOSYS = Interop.Libc.ENOSYS;
 
     /// <summary>The errno left by the last libc call on this thread (call right after it).</summary>
     public static int Last => Marshal.GetLastPInvokeError();
@@ -67,6 +72,11 @@ public static class Errno
         ENOTTY => "ENOTTY",
         ENOSPC => "ENOSPC",
         EOPNOTSUPP => "EOPNOTSUPP",
+        EIO => "EIO",
+        EISDIR => "EISDIR",
+        EROFS => "EROFS",
+        ENOLCK => "ENOLCK",
+        ENOSYS => "ENOSYS",
         _ => "errno " + errno.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
