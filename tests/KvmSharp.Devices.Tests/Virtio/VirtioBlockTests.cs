@@ -231,6 +231,30 @@ public sealed class VirtioBlockTests : IDisposable
         Assert.Equal(1, _rig.Device.Counters.Flushes);
     }
 
+    [Fact]
+    public void Write_WithFlushNegotiated_IsCachedUntilAFlush()
+    {
+        _rig.Submit(DriverBuffer.Out(_rig.Header(VirtioBlock.RequestOut, 0), 16), DriverBuffer.Out(_rig.Filled(Sector), Sector), DriverBuffer.In(_rig.Status(), 1));
+        long afterWrite = _rig.Device.Counters.DataSyncs;
+        _rig.Submit(DriverBuffer.Out(_rig.Header(VirtioBlock.RequestFlush, 0), 16), DriverBuffer.In(_rig.Status(), 1));
+
+        Assert.Equal(0, afterWrite);
+        Assert.Equal(1, _rig.Device.Counters.DataSyncs);
+    }
+
+    [Fact]
+    public void Write_WithoutFlushNegotiated_IsSyncedBeforeItCompletes()
+    {
+        using var rig = new BlockRig(features: VirtioFeatures.Version1 | VirtioBlock.FeatureWriteZeroes);
+        ulong status = rig.Status();
+
+        rig.Submit(DriverBuffer.Out(rig.Header(VirtioBlock.RequestOut, 0), 16), DriverBuffer.Out(rig.Filled(Sector), Sector), DriverBuffer.In(status, 1));
+        rig.Submit(DriverBuffer.Out(rig.Header(VirtioBlock.RequestWriteZeroes, 0), 16), DriverBuffer.Out(rig.Segments((4, 4, 0)), 16), DriverBuffer.In(rig.Status(), 1));
+
+        Assert.Equal(VirtioBlock.StatusOk, rig.ReadByte(status));
+        Assert.Equal(2, rig.Device.Counters.DataSyncs);
+    }
+
     // ---- GET_ID. ----
 
     [Fact]
