@@ -8,6 +8,7 @@ namespace KvmSharp.Devices.Tests.Virtio;
 /// published as the spec orders them, every malformed chain refused with the right reason, ring errors stopping
 /// the queue, and the used-buffer notification rules with and without EVENT_IDX.
 /// </summary>
+[Collection(VirtioTestCollection.Name)]
 public sealed class SplitVirtQueueTests : IDisposable
 {
     private const ushort Size = 8;

@@ -11,6 +11,7 @@ namespace KvmSharp.Devices.Tests.Virtio;
 /// device asks for a reset. The image changes only where a successful write, discard or write-zeroes says, and
 /// guest RAM only in the chain's writable buffers and the used ring.
 /// </summary>
+[Collection(VirtioTestCollection.Name)]
 public sealed class VirtioBlockPropertyTests
 {
     private const int Sector = 512;

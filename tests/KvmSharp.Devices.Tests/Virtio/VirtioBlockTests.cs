@@ -8,6 +8,7 @@ namespace KvmSharp.Devices.Tests.Virtio;
 /// The virtio block device's answers (virtio 1.x 5.2): bytes on the image, bytes in guest RAM, status bytes and used
 /// lengths for good requests; the spec's status for every bad one, counted, with nothing written where it must not be.
 /// </summary>
+[Collection(VirtioTestCollection.Name)]
 public sealed class VirtioBlockTests : IDisposable
 {
     private const int Sector = 512;

@@ -8,6 +8,7 @@ namespace KvmSharp.Devices.Tests.Virtio;
 /// The virtio console (virtio 1.x 5.3, one port): guest output reaches the stream byte for byte, host input reaches
 /// posted receive buffers in order and only when there is some, the configuration space and its size changes.
 /// </summary>
+[Collection(VirtioTestCollection.Name)]
 public sealed class VirtioConsoleTests : IDisposable
 {
     private const ushort QueueSize = 16;

@@ -5,6 +5,7 @@ using KvmSharp.Native;
 namespace KvmSharp.Devices.Tests.Virtio;
 
 /// <summary>The virtio entropy device (virtio 1.x 5.4): random bytes land in the writable buffers and nowhere else.</summary>
+[Collection(VirtioTestCollection.Name)]
 public sealed class VirtioEntropyTests : IDisposable
 {
     private const ushort QueueSize = 8;
