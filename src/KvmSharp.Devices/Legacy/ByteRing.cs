@@ -64,6 +64,23 @@ internal sealed class ByteRing
         return value;
     }
 
+    /// <summary>Removes up to <paramref name="destination"/>.Length oldest bytes into it; returns how many.</summary>
+    public int Read(Span<byte> destination)
+    {
+        int taken = Math.Min(destination.Length, _count);
+        int first = Math.Min(taken, _buffer.Length - _head);
+        _buffer.AsSpan(_head, first).CopyTo(destination);
+        _buffer.AsSpan(0, taken - first).CopyTo(destination[first..]);
+        _head += taken;
+        if (_head >= _buffer.Length)
+        {
+            _head -= _buffer.Length;
+        }
+
+        _count -= taken;
+        return taken;
+    }
+
     public void Clear()
     {
         _head = 0;

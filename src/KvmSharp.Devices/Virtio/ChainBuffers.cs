@@ -127,6 +127,8 @@ internal static class ChainBuffers
                 continue;
             }
 
+            // SAFETY: TryGetHostAddress proves [host, host+chunk) lies inside one live guest RAM mapping, which outlives
+            // the device and so the I/O call the vectors are used for (IoVectorList.TryAdd's contract).
             ulong chunk = Math.Min(length, segment.Length - position);
             if (!memory.TryGetHostAddress(segment.Address + position, chunk, out nint host) || !vectors.TryAdd(host, chunk))
             {

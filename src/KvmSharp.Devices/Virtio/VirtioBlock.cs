@@ -28,6 +28,9 @@ namespace KvmSharp.Devices.Virtio;
 /// <para>Used length (2.7.8.2: the device must have written at least len bytes from the start of the writable
 /// buffers): the whole writable length when the data area was filled (a successful read or GET_ID), 1 when the
 /// status byte is the only writable byte, and 0 otherwise, where only the status at the end was written.</para>
+/// <para>Caching: with VIRTIO_BLK_F_FLUSH negotiated the cache is writeback (written data sits in the host page
+/// cache until a FLUSH, which is an fdatasync); without it every write, discard and write-zeroes is followed by an
+/// fdatasync before it completes, as 5.2.6.2 requires of a device that offered FLUSH to a driver that declined it.</para>
 /// <para>Thread-safe (one lock); the request path allocates nothing.</para>
 /// </remarks>
 public sealed class VirtioBlock : IVirtioDevice
@@ -378,7 +381,7 @@ public sealed class VirtioBlock : IVirtioDevice
         }
 
         long written = FileIo.WriteVectored(_image.Descriptor, _vectors, (long)(sector * BlockImage.SectorSize));
-        if (written != (long)dataLength)
+        if (written != (long)dataLength || !SyncIfWritethrough())
         {
             return HostError();
         }
@@ -389,13 +392,25 @@ public sealed class VirtioBlock : IVirtioDevice
 
     private byte Flush()
     {
-        if (!_image.IsReadOnly && FileIo.DataSync(_image.Descriptor) != 0)
+        if (!_image.IsReadOnly && !DataSync())
         {
             return HostError();
         }
 
         _counters.CountFlush();
         return StatusOk;
+    }
+
+    /// <summary>
+    /// 5.2.6.2: when FLUSH was offered but the driver negotiated neither FLUSH nor CONFIG_WCE, a completed write is
+    /// stable, so it must reach the disk before its completion is reported: the cache is writethrough.
+    /// </summary>
+    private bool SyncIfWritethrough() => (_negotiated & FeatureFlush) != 0 || DataSync();
+
+    private bool DataSync()
+    {
+        _counters.CountDataSync();
+        return FileIo.DataSync(_image.Descriptor) == 0;
     }
 
     private byte GetId(in DescriptorChain chain, ulong dataLength, out bool dataWritten)
@@ -481,6 +496,11 @@ public sealed class VirtioBlock : IVirtioDevice
             {
                 return HostError();
             }
+        }
+
+        if (!SyncIfWritethrough())
+        {
+            return HostError();
         }
 
         if (discard)

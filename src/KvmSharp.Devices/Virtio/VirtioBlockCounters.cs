@@ -16,6 +16,7 @@ public sealed class VirtioBlockCounters
     private long _badRequests;
     private long _hostErrors;
     private long _missingStatus;
+    private long _dataSyncs;
 
     /// <summary>VIRTIO_BLK_T_IN requests completed with VIRTIO_BLK_S_OK.</summary>
     public long Reads => Volatile.Read(ref _reads);
@@ -43,6 +44,9 @@ public sealed class VirtioBlockCounters
     /// <summary>Chains with no device-writable byte for the status: returned used with length 0, nothing written.</summary>
     public long MissingStatus => Volatile.Read(ref _missingStatus);
 
+    /// <summary>fdatasync calls: one per FLUSH, and one per write when the driver left the cache writethrough (no FLUSH negotiated).</summary>
+    public long DataSyncs => Volatile.Read(ref _dataSyncs);
+
     internal void CountRead() => Volatile.Write(ref _reads, _reads + 1);
 
     internal void CountWrite() => Volatile.Write(ref _writes, _writes + 1);
@@ -62,4 +66,6 @@ public sealed class VirtioBlockCounters
     internal void CountHostError() => Volatile.Write(ref _hostErrors, _hostErrors + 1);
 
     internal void CountMissingStatus() => Volatile.Write(ref _missingStatus, _missingStatus + 1);
+
+    internal void CountDataSync() => Volatile.Write(ref _dataSyncs, _dataSyncs + 1);
 }

@@ -8,6 +8,7 @@ namespace KvmSharp.Devices.Tests.Virtio;
 /// Opening disk images: size and mode, the one-line message for every bad image, and the lock that keeps two VMs
 /// off one image, naming the holder's pid whether it is this process, another KvmSharp, or another program.
 /// </summary>
+[Collection(VirtioTestCollection.Name)]
 public sealed class BlockImageTests : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("kvmsharp-block-image-").FullName;

@@ -10,6 +10,7 @@ namespace KvmSharp.Devices.Tests.Virtio;
 /// available indices — never make the queue throw or write outside its used ring, and every chain it hands out
 /// lies wholly inside guest RAM.
 /// </summary>
+[Collection(VirtioTestCollection.Name)]
 public sealed class SplitVirtQueuePropertyTests
 {
     private const ulong Gap = 0x10_0000;

@@ -11,6 +11,7 @@ namespace KvmSharp.Devices.Tests.Virtio;
 /// device asks for a reset. The image changes only where a successful write, discard or write-zeroes says, and
 /// guest RAM only in the chain's writable buffers and the used ring.
 /// </summary>
+[Collection(VirtioTestCollection.Name)]
 public sealed class VirtioBlockPropertyTests
 {
     private const int Sector = 512;
@@ -47,6 +48,102 @@ public sealed class VirtioBlockPropertyTests
         from hasStatus in Gen.Frequency((9, Gen.Constant(true)), (1, Gen.Constant(false)))
         from indirect in Gen.Elements(false, false, true)
         select new Request(type, sector, headerLength, data, hasStatus, indirect);
+
+    private sealed record RawDescriptor(int Target, uint Length, ushort Flags, ushort Next);
+
+    private sealed record RawRing(ulong Features, RawDescriptor[] Table, RawDescriptor[][] Indirect, ushort[] Heads, ushort AvailableIndex, int[] HeaderTypes, int[] HeaderSectors);
+
+    private const ushort RawQueueSize = 8;
+    private const int RawBuffers = 6;
+
+    // Targets 0..5: headers and data buffers in RAM; 6, 7: the indirect tables; 8: outside RAM; 9: overflowing.
+    private static readonly Gen<RawDescriptor> RawDescriptors =
+        from target in Gen.Frequency((8, Gen.Choose(0, RawBuffers - 1)), (2, Gen.Choose(RawBuffers, RawBuffers + 1)), (1, Gen.Choose(RawBuffers + 2, RawBuffers + 3)))
+        from length in Gen.Elements(0u, 1u, 8u, 16u, 17u, 32u, 100u, 512u, 1024u, 0xFFFF_FFFFu)
+        from flags in Gen.Choose(0, 7)
+        from next in Gen.Choose(0, RawQueueSize + 1)
+        select new RawDescriptor(target, length, (ushort)flags, (ushort)next);
+
+    private static readonly Gen<RawRing> RawRings =
+        from features in Gen.Elements(VirtioFeatures.EventIndex | VirtioFeatures.IndirectDescriptors, VirtioFeatures.IndirectDescriptors, 0UL)
+        from table in RawDescriptors.ArrayOf(RawQueueSize)
+        from indirect in RawDescriptors.ArrayOf(RawQueueSize).ArrayOf(2)
+        from heads in Gen.Frequency((9, Gen.Choose(0, RawQueueSize - 1)), (1, Gen.Choose(RawQueueSize, RawQueueSize + 2))).Select(static h => (ushort)h).ArrayOf(RawQueueSize)
+        from available in Gen.Frequency((9, Gen.Choose(1, RawQueueSize)), (1, Gen.Choose(RawQueueSize + 1, 0xFFFF)))
+        from types in Gen.Elements(0, 4, 8, 2, 99).ArrayOf(3)
+        from sectors in Gen.Choose(0, Sectors + 2).ArrayOf(3)
+        select new RawRing(VirtioFeatures.Version1 | features, table, indirect, heads, (ushort)available, types, sectors);
+
+    /// <summary>
+    /// Raw random rings over buffers holding non-writing request headers (read, flush, get-id, unknown types):
+    /// whatever the flags, lengths and links, nothing throws, every chain is used or the device asks for a reset,
+    /// the image never changes, and guest RAM changes only in the used ring and in ranges some descriptor marked
+    /// device-writable.
+    /// </summary>
+    [Fact]
+    public void RawRandomChains_NeverThrow_NeverTouchTheImage_AndWriteOnlyWritableRanges()
+    {
+        Prop.ForAll(RawRings.ToArbitrary(), static ring => RunRaw(ring)).Check(Config.QuickThrowOnFailure.WithMaxTest(300));
+    }
+
+    private static bool RunRaw(RawRing ring)
+    {
+        using var rig = new BlockRig(sectors: Sectors, queueSize: RawQueueSize);
+        var targets = new ulong[RawBuffers + 4];
+        for (int i = 0; i < RawBuffers; i++)
+        {
+            targets[i] = i < 3 ? rig.Header((uint)ring.HeaderTypes[i], (ulong)ring.HeaderSectors[i]) : rig.Buffer(BlockRig.Pattern(1024, i));
+            rig.Filled(1024, 0x11); // every target has 1 KiB of RAM after it
+        }
+
+        targets[RawBuffers] = BlockRig.IndirectTable;
+        targets[RawBuffers + 1] = BlockRig.IndirectTable + 0x400;
+        targets[RawBuffers + 2] = BlockRig.RamSize - 8;
+        targets[RawBuffers + 3] = ulong.MaxValue - 8;
+
+        var writableRanges = new List<(ulong Address, ulong Length)>();
+        void Write(ulong table, int index, RawDescriptor d)
+        {
+            rig.Driver.WriteDescriptorAt(table, index, targets[d.Target], d.Length, d.Flags, d.Next);
+            if ((d.Flags & SplitVirtQueue.DescriptorFlagWrite) != 0)
+            {
+                writableRanges.Add((targets[d.Target], d.Length));
+            }
+        }
+
+        for (int i = 0; i < RawQueueSize; i++)
+        {
+            Write(rig.Driver.DescriptorTable, i, ring.Table[i]);
+            Write(targets[RawBuffers], i, ring.Indirect[0][i]);
+            Write(targets[RawBuffers + 1], i, ring.Indirect[1][i]);
+        }
+
+        for (int i = 0; i < RawQueueSize; i++)
+        {
+            rig.Memory.Write(rig.Driver.AvailableRing + 4 + (2UL * (uint)i), ring.Heads[i]);
+        }
+
+        rig.Driver.SetAvailableIndex(ring.AvailableIndex);
+        rig.Device.Activate(ring.Features | (rig.Device.DeviceFeatures & ~(VirtioFeatures.EventIndex | VirtioFeatures.IndirectDescriptors)), [rig.Driver.Layout], rig.Interrupt);
+        byte[] ramBefore = rig.ReadBytes(0, (int)WatchedRam);
+
+        rig.Device.QueueNotify(0);
+
+        bool answered = rig.Interrupt.NeedsResetCalls == 1 || (rig.Interrupt.NeedsResetCalls == 0 && rig.Driver.UsedIndex == ring.AvailableIndex);
+        byte[] ramAfter = rig.ReadBytes(0, (int)WatchedRam);
+        for (int i = 0; i < ramAfter.Length; i++)
+        {
+            ulong at = (ulong)i;
+            if (ramAfter[i] != ramBefore[i]
+                && !(at >= rig.Driver.UsedRing && at < rig.Driver.End)
+                && !writableRanges.Exists(r => at >= r.Address && at - r.Address < r.Length))
+            {
+                return false;
+            }
+        }
+
+        return answered && rig.ImageBytes().AsSpan().SequenceEqual(rig.OriginalImage);
+    }
 
     [Fact]
     public void RandomRequests_AreAnsweredAndChangeOnlyWhatTheyShould()
