@@ -265,6 +265,12 @@ echo "$MARKER"
 # no /dev/port (CONFIG_DEVPORT is off), so the write goes to the timer's MMIO alias through /dev/mem.
 # Elsewhere (QEMU) nothing is at that address and the write is dropped.
 devmem 0xD0000000 8 123 2>/dev/null || true
+# A login shell on the virtio console too, when the VMM has one (kvmsharp run --console virtio): respawned like a
+# getty; setsid makes the shell a session leader so /dev/hvc0 becomes its controlling tty.
+if [ -e /sys/class/tty/hvc0 ]; then
+    echo "init: virtio console hvc0 present; shell on it"
+    ( while :; do setsid sh -c 'exec sh -l <>/dev/hvc0 >&0 2>&0'; sleep 1; done ) &
+fi
 # Interactive shell with a controlling tty (job control); poweroff -f ends the VM.
 while :; do
     setsid cttyhack sh -l

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using KvmSharp.Boot;
+using KvmSharp.Devices.Virtio;
 using KvmSharp.Emulator.Backend;
 using KvmSharp.Kvm;
 using KvmSharp.Native;
@@ -80,6 +81,10 @@ internal static class RunVerb
             {
                 return app.Fail(ExitCodes.UsageError, e.Message);
             }
+            catch (BlockImageException e)
+            {
+                return app.Fail(ExitCodes.UsageError, e.Message);
+            }
             catch (KvmException e)
             {
                 return app.Fail(ExitCodes.KvmUnavailable, e.Message);
@@ -126,7 +131,9 @@ internal static class RunVerb
 
     private static MachineExit RunWithConsole(CliApp app, VmConfig config, PcMachine pc)
     {
-        bool stdio = config.Console == ConsoleKind.Stdio;
+        // Host input goes to the serial port, or with --console virtio to the guest's hvc0.
+        bool stdio = config.Console is ConsoleKind.Stdio or ConsoleKind.Virtio;
+        var virtioConsole = pc.Virtio.Console;
         bool interactive = stdio && Terminal.IsTerminal(StdinFd);
         Terminal? terminal = null;
         ConsoleInputPump? pump = null;
@@ -149,7 +156,7 @@ internal static class RunVerb
                 pump = new ConsoleInputPump(
                     StdinFd,
                     interactive,
-                    bytes => pc.Serial.Enqueue(bytes.Span),
+                    bytes => virtioConsole is null ? pc.Serial.Enqueue(bytes.Span) : virtioConsole.Enqueue(bytes.Span),
                     pc.Machine.Stop,
                     message => app.Error.WriteLine($"\r\nkvmsharp: {message}\r"));
                 pump.Start();

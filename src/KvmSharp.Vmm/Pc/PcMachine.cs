@@ -6,8 +6,9 @@ namespace KvmSharp.Vmm.Pc;
 /// <summary>A built PC: the machine to run plus the devices the front end talks to (console input, boot timer).</summary>
 public sealed class PcMachine : IDisposable
 {
-    internal PcMachine(Machine machine, Serial16550 serial, BootTimer bootTimer, KernelBootInfo boot, string acceleratorDescription)
+    internal PcMachine(Machine machine, Serial16550 serial, BootTimer bootTimer, KernelBootInfo boot, string acceleratorDescription, PcVirtio virtio)
     {
+        Virtio = virtio;
         Machine = machine;
         Serial = serial;
         BootTimer = bootTimer;
@@ -27,5 +28,13 @@ public sealed class PcMachine : IDisposable
 
     public string AcceleratorDescription { get; }
 
-    public void Dispose() => Machine.Dispose();
+    /// <summary>The PCI bus and virtio devices (none unless --disk, --rng or --console virtio asked for them).</summary>
+    public PcVirtio Virtio { get; }
+
+    /// <summary>Devices first (the notification worker and irqfds need the VM), then the machine.</summary>
+    public void Dispose()
+    {
+        Virtio.Dispose();
+        Machine.Dispose();
+    }
 }

@@ -82,10 +82,13 @@ public static class PcMachineBuilder
             var io = new IoDispatcher();
             var control = new MachineControl(io);
             var serial = AddDevices(io, control, vm.Interrupts, config, consoleOutput, time, started, out var bootTimer);
+            var virtio = PcVirtio.Create(io, vm.Interrupts, memory, config, consoleOutput, vm, _ => control.RequestExit(MachineExitReason.VmmError));
+            cleanup.Push(virtio);
 
             var vcpus = CreateVcpus(system, vm, config.Cpus, boot.Entry, cleanup);
             var machine = new Machine(vm, memory, vcpus, io, control);
-            return new PcMachine(machine, serial, bootTimer, boot, "kvm");
+            virtio.Start();
+            return new PcMachine(machine, serial, bootTimer, boot, "kvm", virtio);
         }
         catch
         {
@@ -111,6 +114,7 @@ public static class PcMachineBuilder
         long started = time.GetTimestamp();
         var request = LoadRequest(config);
         var memory = GuestMemory.Create(PcMemoryLayout.RamRanges(config.MemoryBytes));
+        PcVirtio? virtio = null;
         try
         {
             var vm = new EmulatorVirtualMachine(config.Cpus, time);
@@ -121,6 +125,7 @@ public static class PcMachineBuilder
             var control = new MachineControl(io);
             var serial = AddDevices(io, control, vm.Interrupts, config, consoleOutput, time, started, out var bootTimer);
             vm.RegisterDevices(io);
+            virtio = PcVirtio.Create(io, vm.Interrupts, memory, config, consoleOutput, kvm: null, _ => control.RequestExit(MachineExitReason.VmmError));
 
             var vcpus = new List<IVcpu>(config.Cpus);
             for (int i = 0; i < config.Cpus; i++)
@@ -137,10 +142,11 @@ public static class PcMachineBuilder
             }
 
             var machine = new Machine(vm, memory, vcpus, io, control);
-            return new PcMachine(machine, serial, bootTimer, boot, "emulator");
+            return new PcMachine(machine, serial, bootTimer, boot, "emulator", virtio);
         }
         catch
         {
+            virtio?.Dispose();
             memory.Dispose();
             throw;
         }
@@ -151,7 +157,7 @@ public static class PcMachineBuilder
         File.ReadAllBytes(config.KernelPath),
         config.InitrdPath is null ? null : File.ReadAllBytes(config.InitrdPath),
         config.InitrdPath is null ? null : Path.GetFileName(config.InitrdPath),
-        config.CommandLine,
+        PcVirtio.EffectiveCommandLine(config),
         config.MemoryBytes);
 
     /// <summary>
