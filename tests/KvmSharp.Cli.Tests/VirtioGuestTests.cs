@@ -47,7 +47,8 @@ public sealed class VirtioGuestTests
                 session.WaitFor("guest# ", GuestSession.CommandTimeout);
 
                 Assert.Equal("/dev/hvc0", session.Run("tty"));
-                Assert.Equal("16384\nKVMSHARP-DISK-1\n0", session.Run("cat /sys/block/vda/size /sys/block/vda/serial /sys/block/vda/ro"));
+                // The serial attribute has no trailing newline.
+                Assert.Equal("16384\nKVMSHARP-DISK-1\n0", session.Run("cat /sys/block/vda/size; echo \"$(cat /sys/block/vda/serial)\"; cat /sys/block/vda/ro"));
                 Assert.Equal("2048\n1", session.Run("cat /sys/block/vdb/size /sys/block/vdb/ro"));
                 Assert.Equal($"{patternHash}  -", session.Run("dd if=/dev/vda bs=65536 count=16 2>/dev/null | sha256sum"));
                 Assert.Equal("written", session.Run(
