@@ -50,10 +50,25 @@ public static class KernelLoader
         return info;
     }
 
-    private static BootImageException Unrecognized(KernelLoadRequest request)
+    /// <summary>
+    /// Throws the <see cref="BootImageException"/> <see cref="Load"/> would throw when <paramref name="kernel"/> is in
+    /// no format KvmSharp boots, without touching guest memory: lets the VMM report a bad kernel before it opens a
+    /// hypervisor.
+    /// </summary>
+    public static void CheckFormat(byte[] kernel, string? fileName)
     {
-        string name = request.FileName ?? "kernel";
-        byte[] file = request.Kernel;
+        ArgumentNullException.ThrowIfNull(kernel);
+        if (KernelImage.Detect(kernel) == KernelFormat.Unknown)
+        {
+            throw Unrecognized(kernel, fileName);
+        }
+    }
+
+    private static BootImageException Unrecognized(KernelLoadRequest request) => Unrecognized(request.Kernel, request.FileName);
+
+    private static BootImageException Unrecognized(byte[] file, string? fileName)
+    {
+        string name = fileName ?? "kernel";
         if (!ElfImage.HasElfMagic(file))
         {
             return new BootImageException(name, "not a Linux bzImage (no 'HdrS' signature at offset 0x202)", BootTarget.FormatAdvice);

@@ -97,6 +97,22 @@ public class KernelLoaderTests
     }
 
     [Fact]
+    public void CheckFormat_RejectsWhatLoadRejects_AndPassesEachBootableFormat()
+    {
+        var plainElf = PvhLoaderTests.Elf64();
+        plainElf.Segments.RemoveAt(2);
+
+        var unknown = Assert.Throws<BootImageException>(() => KernelLoader.CheckFormat(ElfBuilder.Pattern(0x600, 0x11), "vmlinuz"));
+        var noEntry = Assert.Throws<BootImageException>(() => KernelLoader.CheckFormat(plainElf.Build(), "vmlinux"));
+        KernelLoader.CheckFormat(new BzImageBuilder().Build(), "vmlinuz");
+        KernelLoader.CheckFormat(PvhLoaderTests.Elf64().Build(), "vmlinux");
+        KernelLoader.CheckFormat(MultibootLoaderTests.Elf32().Build(), "kernel.elf");
+
+        Assert.Equal("'vmlinuz': not a Linux bzImage (no 'HdrS' signature at offset 0x202). Pass a bzImage, an ELF vmlinux with a PVH note, or a multiboot kernel.", unknown.Message);
+        Assert.Equal("'vmlinux': an ELF kernel with neither a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) nor a multiboot header. Pass the kernel's bzImage, or build it with CONFIG_PVH=y.", noEntry.Message);
+    }
+
+    [Fact]
     public void Load_PlainElf_AsksForABzImageOrPvh()
     {
         var elf = PvhLoaderTests.Elf64();

@@ -168,7 +168,7 @@ public class RunLoaderKernelTests
     [Theory]
     [InlineData("--memory", "12X", "kvmsharp: --memory '12X' is not a size. Use a number with a K, M, G or T suffix, for example --memory 512M.\n")]
     [InlineData("--memory", "8M", "kvmsharp: Memory size 8 MiB is out of range: use 16M to 1T (for example --memory 512M).\n")]
-    [InlineData("--console", "tcp:1234", "kvmsharp: --console 'tcp:1234' is not a console. Use stdio or file:PATH.\n")]
+    [InlineData("--console", "tcp:1234", "kvmsharp: --console 'tcp:1234' is not a console. Use stdio, virtio or file:PATH.\n")]
     public void BadOptions_OneLineAndExitCode1(string option, string value, string expected)
     {
         var r = CliRunner.Run("run", "--kernel", RepoPaths.Fixture("kernels", "multiboot-test.elf"), option, value);

@@ -28,6 +28,21 @@ internal static class RunVerb
             return app.Fail(ExitCodes.UsageError, e.Message);
         }
 
+        // A kernel in no bootable format is the user's input error, whatever the host has: say so before the
+        // accelerator is chosen or /dev/kvm is opened.
+        try
+        {
+            KernelLoader.CheckFormat(File.ReadAllBytes(config.KernelPath), Path.GetFileName(config.KernelPath));
+        }
+        catch (BootImageException e)
+        {
+            return app.Fail(ExitCodes.UsageError, e.Message);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return app.Fail(ExitCodes.UsageError, $"Cannot read kernel '{config.KernelPath}': {e.Message}");
+        }
+
         var accelerator = ChooseAccelerator(app, config);
         if (accelerator == Accelerator.Emulator)
         {
