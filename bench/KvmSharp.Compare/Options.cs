@@ -1,0 +1,103 @@
+using System.Globalization;
+
+namespace KvmSharp.Compare;
+
+/// <summary>The command line of kvmsharp-compare (bench/compare.sh passes most of it).</summary>
+internal sealed class Options
+{
+    public const string Usage = """
+        Usage: kvmsharp-compare --kvmsharp PATH --bench-guest PATH --guest-dir DIR [options]
+          --kvmsharp PATH       the kvmsharp binary to measure
+          --kvmsharp-kind TEXT  how that binary was built, for the table (e.g. "ReadyToRun")
+          --qemu PATH           qemu-system-x86_64 (default: from PATH)
+          --bench-guest PATH    bench/guest/bench-guest.elf
+          --guest-dir DIR       the default Debian guest (vmlinuz, initramfs.cpio.gz)
+          --rounds N            runs of each VMM for items 1, 2 and 6 (default 5)
+          --debian-rounds N     Debian boots of each VMM for items 3-5 (default 3)
+          --exits N             exits per loop for item 2 (default 200000)
+          --work N              workload rounds for item 6 (default 8)
+          --disk-mib N          disk size for item 4 (default 256)
+          --only LIST           items to run, e.g. 1,2,5 (default: all)
+          --tiny-accel A        kvm (default) or emulator: where items 1, 2 and 5a run. emulator runs them on
+                                kvmsharp's software CPU and QEMU TCG, to try the bench on a host without KVM
+        """;
+
+    public string KvmSharp { get; private set; } = "";
+
+    public string KvmSharpKind { get; private set; } = "framework-dependent, JIT";
+
+    public string Qemu { get; private set; } = "qemu-system-x86_64";
+
+    public string BenchGuest { get; private set; } = "";
+
+    public string GuestDir { get; private set; } = "";
+
+    public int Rounds { get; private set; } = 5;
+
+    public int DebianRounds { get; private set; } = 3;
+
+    public long Exits { get; private set; } = 200_000;
+
+    public int Work { get; private set; } = 8;
+
+    public int DiskMiB { get; private set; } = 256;
+
+    public HashSet<int> Only { get; } = [1, 2, 3, 4, 5, 6];
+
+    public bool TinyOnKvm { get; private set; } = true;
+
+    public static Options Parse(string[] args)
+    {
+        var o = new Options();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new BenchException($"{args[i]} needs a value");
+            int Count() => int.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0
+                ? n : throw new BenchException($"{args[i - 1]} needs a positive number");
+
+            switch (args[i])
+            {
+                case "--kvmsharp": o.KvmSharp = Value(); break;
+                case "--kvmsharp-kind": o.KvmSharpKind = Value(); break;
+                case "--qemu": o.Qemu = Value(); break;
+                case "--bench-guest": o.BenchGuest = Value(); break;
+                case "--guest-dir": o.GuestDir = Value(); break;
+                case "--rounds": o.Rounds = Count(); break;
+                case "--debian-rounds": o.DebianRounds = Count(); break;
+                case "--exits": o.Exits = Count(); break;
+                case "--work": o.Work = Count(); break;
+                case "--disk-mib": o.DiskMiB = Count(); break;
+                case "--only":
+                    o.Only.Clear();
+                    foreach (string item in Value().Split(',', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        if (!int.TryParse(item, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < 1 || n > 6)
+                        {
+                            throw new BenchException($"--only takes item numbers 1 to 6, not '{item}'");
+                        }
+
+                        o.Only.Add(n);
+                    }
+
+                    break;
+                case "--tiny-accel":
+                    o.TinyOnKvm = Value() switch
+                    {
+                        "kvm" => true,
+                        "emulator" => false,
+                        var other => throw new BenchException($"--tiny-accel is kvm or emulator, not '{other}'"),
+                    };
+                    break;
+                default:
+                    throw new BenchException($"unknown argument '{args[i]}'");
+            }
+        }
+
+        if (o.KvmSharp.Length == 0 || o.BenchGuest.Length == 0 || o.GuestDir.Length == 0)
+        {
+            throw new BenchException("--kvmsharp, --bench-guest and --guest-dir are required");
+        }
+
+        return o;
+    }
+}

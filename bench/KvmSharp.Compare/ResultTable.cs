@@ -1,0 +1,114 @@
+using System.Globalization;
+
+namespace KvmSharp.Compare;
+
+internal enum Row
+{
+    StartToExit = 1,
+    PioExit,
+    MmioExit,
+    DebianBoot,
+    DiskRead,
+    DiskWrite,
+    TinyMemory,
+    DebianMemory,
+    Mips,
+}
+
+/// <summary>The markdown table: one row per measurement, medians, KvmSharp ÷ QEMU, and which way is better.</summary>
+internal sealed class ResultTable
+{
+    private static readonly Dictionary<Row, string> Numbers = new()
+    {
+        [Row.StartToExit] = "1",
+        [Row.PioExit] = "2",
+        [Row.MmioExit] = "2",
+        [Row.DebianBoot] = "3",
+        [Row.DiskRead] = "4",
+        [Row.DiskWrite] = "4",
+        [Row.TinyMemory] = "5",
+        [Row.DebianMemory] = "5",
+        [Row.Mips] = "6",
+    };
+
+    private readonly SortedDictionary<Row, string> _rows = [];
+    private readonly List<(Row Row, double Worse)> _ratios = [];
+
+    public int Failures { get; private set; }
+
+    public void Set(Row row, string name, double ours, double theirs, string format, bool higherIsBetter = false)
+    {
+        string o = ours.ToString(format, CultureInfo.InvariantCulture);
+        string t = theirs.ToString(format, CultureInfo.InvariantCulture);
+        double ratio = ours / theirs;
+        double worse = higherIsBetter ? theirs / ours : ours / theirs;
+        _ratios.Add((row, worse));
+        string verdict = worse >= 1
+            ? string.Create(CultureInfo.InvariantCulture, $"{worse:0.00}x worse")
+            : string.Create(CultureInfo.InvariantCulture, $"{1 / worse:0.00}x better");
+        _rows[row] = string.Create(CultureInfo.InvariantCulture, $"| {Numbers[row]} | {name} | {o} | {t} | {ratio:0.00} ({verdict}) |");
+    }
+
+    public void NotMeasured(Row row, string why) => _rows[row] = $"| {Numbers[row]} | {Name(row)} | — | — | {why} |";
+
+    public void Failed(Row row, string why)
+    {
+        Failures++;
+        _rows[row] = $"| {Numbers[row]} | {Name(row)} | — | — | failed: {why.Replace('|', '/')} |";
+    }
+
+    public void Print(TextWriter output, Options options, string qemuVersion)
+    {
+        output.WriteLine();
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"KvmSharp vs {qemuVersion}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {CpuModel()}, {Environment.ProcessorCount} CPUs. kvmsharp: {options.KvmSharpKind}."));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Medians of {options.Rounds} runs (items 1, 2, 6) and {options.DebianRounds} boots (3, 4, 5b) of each VMM, interleaved."));
+        output.WriteLine();
+        output.WriteLine("| # | measurement | KvmSharp | QEMU | KvmSharp ÷ QEMU |");
+        output.WriteLine("|---|---|---:|---:|---|");
+        foreach (var row in _rows.Values)
+        {
+            output.WriteLine(row);
+        }
+
+        if (_ratios.Count > 0)
+        {
+            var (worstRow, worse) = _ratios.MaxBy(r => r.Worse);
+            output.WriteLine();
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Worst ratio: item {Numbers[worstRow]} ({worstRow}), KvmSharp {worse:0.00}x worse than QEMU."));
+        }
+    }
+
+    private static string Name(Row row) => row switch
+    {
+        Row.StartToExit => "Start to exit, tiny guest",
+        Row.PioExit => "PIO exit round trip",
+        Row.MmioExit => "MMIO exit round trip",
+        Row.DebianBoot => "Debian boot to its ready marker, software CPU",
+        Row.DiskRead => "Sequential read in the guest",
+        Row.DiskWrite => "Sequential write in the guest",
+        Row.TinyMemory => "VMM memory overhead, tiny guest",
+        Row.DebianMemory => "VMM memory overhead, Debian guest",
+        _ => "Guest MIPS, software CPU",
+    };
+
+    private static string CpuModel()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/cpuinfo"))
+            {
+                if (line.StartsWith("model name", StringComparison.Ordinal))
+                {
+                    return line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return "unknown CPU";
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# KvmSharp against QEMU 7.2 (Debian's qemu-system-x86), side by side in one run, because these machines are
+# noisy and only ratios hold. Prints a markdown table (KvmSharp, QEMU, KvmSharp ÷ QEMU, medians) for:
+#   1  start to exit of a tiny guest on KVM (bench/guest/bench-guest.elf: prints a line, exits by debug-exit)
+#   2  PIO and MMIO exit round trips on KVM (the same guest writing N times where no device listens)
+#   3  boot of the default Debian guest to its ready marker on the software CPUs (--accel emulator vs TCG)
+#   4  sequential read and write of a 256 MiB raw virtio-blk disk, measured in that Debian guest with dd
+#   5  VMM memory overhead (peak RSS minus guest RAM touched) for 1 and 3
+#   6  guest MIPS of the software CPU on a fixed CPU-bound workload (bench-guest work=N)
+# Items 1, 2 and 5a need a usable /dev/kvm; without one their rows say so. Installs QEMU when missing,
+# builds the default guest (scripts/build-guest.sh) and measures the shipped kvmsharp (scripts/publish.sh).
+#
+# Usage: bench/compare.sh [kvmsharp-compare options]   e.g. --rounds 5 --debian-rounds 3 --only 1,2,5
+#   (bench/compare.sh --help lists them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+  echo "compare: installing qemu-system-x86" >&2
+  apt-get update -qq >&2 && apt-get install -y -qq qemu-system-x86 >&2
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! dotnet build bench/KvmSharp.Compare -c Release --nologo >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "compare: building bench/KvmSharp.Compare failed." >&2
+  exit 1
+fi
+compare=(dotnet bench/KvmSharp.Compare/bin/Release/net10.0/kvmsharp-compare.dll)
+for arg in "$@"; do
+  if [ "$arg" = --help ] || [ "$arg" = -h ]; then exec "${compare[@]}" --help; fi
+done
+
+bash scripts/build-guest.sh >&2
+kvmsharp=$(bash scripts/publish.sh)
+guest=${KVMSHARP_GUEST_DIR:-$HOME/.cache/kvmsharp/guest}
+
+echo "command: bench/compare.sh $*" >&2
+exec "${compare[@]}" --kvmsharp "$kvmsharp" --kvmsharp-kind "$(cat "$(dirname "$kvmsharp")/BUILD-KIND")" \
+  --bench-guest bench/guest/bench-guest.elf --guest-dir "$guest" "$@"
