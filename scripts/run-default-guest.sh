@@ -6,13 +6,8 @@ cd "$(dirname "$0")/.."
 guest=${KVMSHARP_GUEST_DIR:-$HOME/.cache/kvmsharp/guest}
 bash scripts/build-guest.sh >&2
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-if ! dotnet build src/KvmSharp.Cli -c Release --nologo >"$log" 2>&1; then
-  cat "$log" >&2
-  echo "run-default-guest: building kvmsharp failed." >&2
-  exit 1
-fi
+# The shipped binary: ReadyToRun, published to out/kvmsharp (scripts/publish.sh).
+kvmsharp=$(bash scripts/publish.sh)
 
 # earlyprintk shows the kernel's log from its first line (the serial console proper starts later).
 cmdline=(--cmdline "console=ttyS0 earlyprintk=serial,ttyS0 reboot=k panic=-1")
@@ -20,5 +15,5 @@ for arg in "$@"; do
   if [ "$arg" = "--cmdline" ] || [ "$arg" = "-c" ]; then cmdline=(); fi
 done
 
-exec dotnet src/KvmSharp.Cli/bin/Release/net10.0/kvmsharp.dll run \
+exec "$kvmsharp" run \
   --kernel "$guest/vmlinux" --initrd "$guest/initramfs.cpio.gz" "${cmdline[@]}" "$@"

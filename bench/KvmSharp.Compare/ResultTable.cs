@@ -34,7 +34,11 @@ internal sealed class ResultTable
     private readonly SortedDictionary<Row, string> _rows = [];
     private readonly List<(Row Row, double Worse)> _ratios = [];
 
+    private readonly List<string> _notes = [];
+
     public int Failures { get; private set; }
+
+    public void Note(string text) => _notes.Add(text);
 
     public void Set(Row row, string name, double ours, double theirs, string format, bool higherIsBetter = false)
     {
@@ -54,7 +58,8 @@ internal sealed class ResultTable
     public void Failed(Row row, string why)
     {
         Failures++;
-        _rows[row] = $"| {Numbers[row]} | {Name(row)} | — | — | failed: {why.Replace('|', '/')} |";
+        string reason = why.Length > 160 ? why[..160] + "…" : why;
+        _rows[row] = $"| {Numbers[row]} | {Name(row)} | — | — | failed: {reason.Replace('|', '/')} (the log has the rest) |";
     }
 
     public void Print(TextWriter output, Options options, string qemuVersion)
@@ -70,6 +75,12 @@ internal sealed class ResultTable
         foreach (var row in _rows.Values)
         {
             output.WriteLine(row);
+        }
+
+        foreach (string note in _notes)
+        {
+            output.WriteLine();
+            output.WriteLine(note);
         }
 
         if (_ratios.Count > 0)

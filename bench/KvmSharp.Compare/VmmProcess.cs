@@ -237,4 +237,4 @@ internal sealed class VmmProcess : IDisposable
 }
 
 /// <summary>A measurement that could not be taken, with the reason for the table and the log.</summary>
-internal sealed class BenchException(string message) : Exception(message);
+internal class BenchException(string message) : Exception(message);
