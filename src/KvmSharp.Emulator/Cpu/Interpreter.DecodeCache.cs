@@ -13,12 +13,14 @@ namespace KvmSharp.Emulator.Cpu;
 /// </summary>
 public sealed partial class Interpreter
 {
-    private const int DecodeCacheBits = 16;
+    /// <summary>log2 of the decoded-instruction cache's entries: 65,536 entries, about 5 MiB per vCPU.</summary>
+    internal const int DefaultDecodeCacheBits = 16;
     private const byte PageNotRam = 0;
     private const byte PageRam = 1;
     private const byte PageHoldsCode = 2;
 
-    private readonly DecodeCacheEntry[] _decodeCache = new DecodeCacheEntry[1 << DecodeCacheBits];
+    private readonly DecodeCacheEntry[] _decodeCache;
+    private readonly int _decodeCacheMask;
     private readonly byte[] _pageKind;
     private readonly uint[] _pageGeneration;
     private readonly ulong[] _ramStart;
@@ -127,7 +129,7 @@ public sealed partial class Interpreter
         return Vector128.Create((ReadOnlySpan<byte>)padded);
     }
 
-    private static int DecodeCacheIndex(ulong physical) => (int)((physical * 0x9E37_79B9_7F4A_7C15UL) >> (64 - DecodeCacheBits));
+    private int DecodeCacheIndex(ulong physical) => (int)((physical * 0x9E37_79B9_7F4A_7C15UL) >> (64 - DefaultDecodeCacheBits)) & _decodeCacheMask;
 
     private void InvalidateDecodedPage(ulong page)
     {

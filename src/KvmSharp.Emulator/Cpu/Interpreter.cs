@@ -47,8 +47,21 @@ public sealed partial class Interpreter
     /// <param name="platform">TSC, platform MSRs and CR8; null uses a <see cref="StandalonePlatform"/>.</param>
     /// <exception cref="ArgumentException">The paging state is invalid (a PAE PDPTE with reserved bits).</exception>
     public Interpreter(CpuState state, GuestMemory memory, IVcpuIo? io = null, ICpuPlatform? platform = null)
+        : this(state, memory, io, platform, DefaultDecodeCacheBits)
     {
+    }
+
+    /// <summary>
+    /// An interpreter with a decoded-instruction cache of 2^<paramref name="decodeCacheBits"/> entries (1 to 16): tests
+    /// that build an interpreter per case use a small one, since allocating and zeroing 5 MiB per case dominated their time.
+    /// </summary>
+    internal Interpreter(CpuState state, GuestMemory memory, IVcpuIo? io, ICpuPlatform? platform, int decodeCacheBits)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(decodeCacheBits, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(decodeCacheBits, DefaultDecodeCacheBits);
         ArgumentNullException.ThrowIfNull(state);
+        _decodeCache = new DecodeCacheEntry[1 << decodeCacheBits];
+        _decodeCacheMask = (1 << decodeCacheBits) - 1;
         ArgumentNullException.ThrowIfNull(memory);
         _state = state;
         _memory = memory;

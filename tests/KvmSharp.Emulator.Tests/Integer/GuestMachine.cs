@@ -68,7 +68,7 @@ internal sealed class GuestMachine : IDisposable
             }
         }
 
-        Interpreter = new Interpreter(State, Memory, io);
+        Interpreter = new Interpreter(State, Memory, io, null, Cpu.CpuFixture.DecodeCacheBits);
     }
 
     public GuestMemory Memory { get; }

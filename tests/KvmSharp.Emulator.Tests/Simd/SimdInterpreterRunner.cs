@@ -43,7 +43,7 @@ internal sealed class SimdInterpreterRunner : IDisposable
 
         Assert.True(state.Fx.TryRestore(input.FxImage), "The input image sets reserved MXCSR bits.");
         configure?.Invoke(state);
-        var interpreter = new Interpreter(state, _fixture.Memory);
+        var interpreter = new Interpreter(state, _fixture.Memory, null, null, CpuFixture.DecodeCacheBits);
         var step = interpreter.Step();
 
         var output = new SimdMachineState { Flags = state.RFlags };

@@ -310,7 +310,7 @@ public sealed class X87InterpreterTests
         memory.Write(0x10100, (ReadOnlySpan<byte>)code);
         memory.Write(0x21000, (ushort)0x037E);
         memory.Write(0x21008, 0x7FF0_0000_0000_0001UL);
-        var interpreter = new Interpreter(state, memory);
+        var interpreter = new Interpreter(state, memory, null, null, CpuFixture.DecodeCacheBits);
 
         Assert.Equal(StepStatus.Halted, interpreter.Run(100).Status);
 
