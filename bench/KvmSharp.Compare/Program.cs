@@ -201,6 +201,12 @@ internal static partial class Program
             var mmioEnd = vmm.WaitForLine("bench-guest: mmio end", TinyTimeout);
             var (code, _) = vmm.WaitForExit(TinyTimeout);
             Expect(vmm, code == 1, "exit status 1", code);
+            if (pioEnd <= pioBegin || mmioEnd <= mmioBegin)
+            {
+                // Both lines came in one read: the loop took less than the console's latency (TCG does not exit).
+                throw new BenchException($"a loop's begin and end lines arrived together, too fast to time; raise --exits ({vmm.CommandLine})");
+            }
+
             return ((pioEnd - pioBegin).TotalNanoseconds / options.Exits, (mmioEnd - mmioBegin).TotalNanoseconds / options.Exits);
         }
 
