@@ -29,10 +29,11 @@ internal static class RunVerb
         }
 
         // A kernel in no bootable format is the user's input error, whatever the host has: say so before the
-        // accelerator is chosen or /dev/kvm is opened.
+        // accelerator is chosen or /dev/kvm is opened. The files are read once, here.
+        PcBootFiles files;
         try
         {
-            KernelLoader.CheckFormat(File.ReadAllBytes(config.KernelPath), Path.GetFileName(config.KernelPath));
+            files = PcMachineBuilder.ReadBootFiles(config, TimeProvider.System);
         }
         catch (BootImageException e)
         {
@@ -40,13 +41,13 @@ internal static class RunVerb
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return app.Fail(ExitCodes.UsageError, $"Cannot read kernel '{config.KernelPath}': {e.Message}");
+            return app.Fail(ExitCodes.UsageError, $"Cannot read the kernel or initrd: {e.Message}");
         }
 
         var accelerator = ChooseAccelerator(app, config);
         if (accelerator == Accelerator.Emulator)
         {
-            return RunMachine(app, config, showStats, output => PcMachineBuilder.BuildOnEmulator(config, output, TimeProvider.System));
+            return RunMachine(app, config, showStats, output => PcMachineBuilder.BuildOnEmulator(config, files, output, TimeProvider.System));
         }
 
         KvmSystem system;
@@ -67,7 +68,7 @@ internal static class RunVerb
                 return app.Fail(ExitCodes.UsageError, $"--cpus {config.Cpus} is more than this host's KVM allows ({maxVcpus} vCPUs per VM).");
             }
 
-            return RunMachine(app, config, showStats, output => PcMachineBuilder.Build(system, config, output, TimeProvider.System));
+            return RunMachine(app, config, showStats, output => PcMachineBuilder.Build(system, config, files, output, TimeProvider.System));
         }
     }
 

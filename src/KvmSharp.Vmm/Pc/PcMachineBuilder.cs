@@ -47,15 +47,28 @@ public static class PcMachineBuilder
     private const uint DeliveryExtInt = 7u << 8;
     private const uint DeliveryNmi = 4u << 8;
 
-    public static PcMachine Build(KvmSystem system, VmConfig config, Stream consoleOutput, TimeProvider time)
+    /// <summary>
+    /// Reads the kernel and initrd of <paramref name="config"/> and checks that the kernel is in a format KvmSharp boots
+    /// (<see cref="BootImageException"/> if not), before any hypervisor is opened. The boot timer counts from here.
+    /// </summary>
+    public static PcBootFiles ReadBootFiles(VmConfig config, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(time);
+        long started = time.GetTimestamp();
+        var request = LoadRequest(config);
+        KernelLoader.CheckFormat(request.Kernel, request.FileName);
+        return new PcBootFiles(request, started);
+    }
+
+    public static PcMachine Build(KvmSystem system, VmConfig config, PcBootFiles files, Stream consoleOutput, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(system);
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(files);
         ArgumentNullException.ThrowIfNull(consoleOutput);
         ArgumentNullException.ThrowIfNull(time);
-        long started = time.GetTimestamp();
-
-        var request = LoadRequest(config);
+        var (request, started) = files;
         var cleanup = new Stack<IDisposable>();
         try
         {
@@ -106,13 +119,13 @@ public static class PcMachineBuilder
     /// models of <see cref="EmulatorVirtualMachine"/> instead of KVM's in-kernel ones; devices, ACPI tables and the
     /// loaded kernel are identical.
     /// </summary>
-    public static PcMachine BuildOnEmulator(VmConfig config, Stream consoleOutput, TimeProvider time)
+    public static PcMachine BuildOnEmulator(VmConfig config, PcBootFiles files, Stream consoleOutput, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(files);
         ArgumentNullException.ThrowIfNull(consoleOutput);
         ArgumentNullException.ThrowIfNull(time);
-        long started = time.GetTimestamp();
-        var request = LoadRequest(config);
+        var (request, started) = files;
         var memory = GuestMemory.Create(PcMemoryLayout.RamRanges(config.MemoryBytes));
         PcVirtio? virtio = null;
         try
@@ -245,3 +258,6 @@ public static class PcMachineBuilder
         return vcpus;
     }
 }
+
+/// <summary>The kernel and initrd as <see cref="PcMachineBuilder.ReadBootFiles"/> read them, and when it began (the boot timer's zero).</summary>
+public sealed record PcBootFiles(KernelLoadRequest Request, long StartedTimestamp);
