@@ -75,8 +75,8 @@ internal static partial class Program
         {
             QemuVersion = QemuVersionLine();
             string tinyWhere = options.TinyOnKvm ? "KVM" : "software CPU (--tiny-accel emulator; not KVM)";
-            bool tinyPossible = !options.TinyOnKvm || KvmUsable(out _);
-            KvmUsable(out string kvmProblem);
+            bool kvmUsable = KvmUsable(out string kvmProblem);
+            bool tinyPossible = !options.TinyOnKvm || kvmUsable;
 
             if (options.Only.Contains(1) || options.Only.Contains(5))
             {
