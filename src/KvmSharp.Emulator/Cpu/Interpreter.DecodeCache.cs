@@ -91,21 +91,21 @@ public sealed partial class Interpreter
         return (start, size, host);
     }
 
-    /// <summary>Whether guest RAM at <paramref name="physical"/> still holds the bytes <paramref name="entry"/> was decoded from.</summary>
-    private unsafe bool CachedBytesMatch(ulong physical, ref DecodeCacheEntry entry)
+    /// <summary>Whether guest RAM at <paramref name="physical"/> (host address <paramref name="host"/>) still holds the bytes <paramref name="entry"/> was decoded from.</summary>
+    private unsafe bool CachedBytesMatch(nint host, ulong physical, ref DecodeCacheEntry entry)
     {
-        byte* host = RamPointer(physical);
         int length = entry.Instruction.Length;
         if ((physical & PageMask) <= GuestMemory.PageSize - 16)
         {
             // One 16-byte load inside the page (RAM regions are whole pages), masked to the instruction's length.
-            var difference = Vector128.Xor(Vector128.Load(host), entry.Bytes) & LengthMask(length);
+            var mask = Vector128.Create(LengthMasks.Slice(length * 16, 16));
+            var difference = Vector128.Xor(Vector128.Load((byte*)host), entry.Bytes) & mask;
             return difference == Vector128<byte>.Zero;
         }
 
         for (int i = 0; i < length; i++)
         {
-            if (host[i] != entry.Bytes.GetElement(i))
+            if (((byte*)host)[i] != entry.Bytes.GetElement(i))
             {
                 return false;
             }
@@ -114,12 +114,27 @@ public sealed partial class Interpreter
         return true;
     }
 
-    private static Vector128<byte> LengthMask(int length)
-    {
-        // Bytes [0, length) set: a 128-bit all-ones value shifted right by (16 - length) bytes.
-        UInt128 ones = UInt128.MaxValue >> ((16 - length) * 8);
-        return Vector128.Create((ulong)ones, (ulong)(ones >> 64)).AsByte();
-    }
+    /// <summary>Row n (0 to 16) holds n bytes of 0xFF, then zeros.</summary>
+    private static ReadOnlySpan<byte> LengthMasks =>
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0, 0,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 0,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    ];
 
     private static Vector128<byte> PackBytes(ReadOnlySpan<byte> bytes)
     {
@@ -129,7 +144,10 @@ public sealed partial class Interpreter
         return Vector128.Create((ReadOnlySpan<byte>)padded);
     }
 
-    private int DecodeCacheIndex(ulong physical) => (int)((physical * 0x9E37_79B9_7F4A_7C15UL) >> (64 - DefaultDecodeCacheBits)) & _decodeCacheMask;
+    // The low bits of the address pick the entry, so the instructions of a loop sit in neighbouring entries (a few cache
+    // lines) rather than scattered over the whole cache; higher bits are folded in so that code at the same offset in
+    // different 64 KiB blocks does not always collide.
+    private int DecodeCacheIndex(ulong physical) => (int)(physical ^ (physical >> 16) ^ (physical >> 29)) & _decodeCacheMask;
 
     private void InvalidateDecodedPage(ulong page)
     {

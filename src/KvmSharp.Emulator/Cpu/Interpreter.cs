@@ -40,6 +40,14 @@ public sealed partial class Interpreter
     private CpuMode _mode;
     private bool _stopAfterInstruction;
 
+    // The page the last instruction came from: its linear and physical addresses, its host address, and the TLB epoch
+    // and privilege it was translated under (ulong.MaxValue: none).
+    private ulong _fetchLinearPage = ulong.MaxValue;
+    private ulong _fetchPhysicalPage;
+    private nint _fetchHost;
+    private uint _fetchEpoch;
+    private AccessPrivilege _fetchPrivilege;
+
     /// <summary>Creates an interpreter over <paramref name="state"/> in whatever mode it describes.</summary>
     /// <param name="state">The architectural state.</param>
     /// <param name="memory">Guest RAM.</param>
@@ -62,6 +70,9 @@ public sealed partial class Interpreter
         ArgumentNullException.ThrowIfNull(state);
         _decodeCache = new DecodeCacheEntry[1 << decodeCacheBits];
         _decodeCacheMask = (1 << decodeCacheBits) - 1;
+        int blockBits = Math.Max(1, decodeCacheBits - 3);
+        _blocks = new DecodedBlock?[1 << blockBits];
+        _blockMask = (1 << blockBits) - 1;
         ArgumentNullException.ThrowIfNull(memory);
         _state = state;
         _memory = memory;
@@ -134,7 +145,6 @@ public sealed partial class Interpreter
             return new StepResult(StepStatus.Exception, _fault);
         }
 
-        _nextRip = _state.Rip + _insn.Length;
         if (_mode != CpuMode.Long64)
         {
             _nextRip &= _mode == CpuMode.Protected32 ? 0xFFFF_FFFFUL : 0xFFFFUL;
@@ -171,6 +181,32 @@ public sealed partial class Interpreter
     private bool Fetch()
     {
         ulong rip = _state.Rip;
+        if (_mode == CpuMode.Long64 && _blockIndex < _blockCount && rip == _blockNextRip && _state.Cpl == _blockCpl
+            && _blockEpoch == _mmu.Tlb.Epoch && _pageGeneration[_blockPage] == _blockGeneration)
+        {
+            // The next instruction of the current decoded block: same page, mapping, privilege and page contents. The
+            // end is computed from the block's copy: reading it back from _insn right after the copy stalls on the store.
+            ref readonly var next = ref _blockInstructions[_blockIndex++];
+            ulong end = rip + next.Length;
+            _blockNextRip = end;
+            _nextRip = end;
+            _insn = next;
+            DecodeCacheHits++;
+            return true;
+        }
+
+        if (!FetchOutsideBlock(rip))
+        {
+            return false;
+        }
+
+        _nextRip = rip + _insn.Length;
+        return true;
+    }
+
+    private bool FetchOutsideBlock(ulong rip)
+    {
+        _blockCount = 0;
         int available = InstructionDecoder.MaxInstructionLength;
         ulong linear = rip;
         if (_mode != CpuMode.Long64)
@@ -185,17 +221,30 @@ public sealed partial class Interpreter
             linear = (uint)(cs.Base + rip);
         }
 
-        if (!Translate(linear, MemoryAccess.Execute, false, out ulong physical))
+        ulong physical;
+        nint host;
+        var privilege = Privilege;
+        if ((linear & ~PageMask) == _fetchLinearPage && _fetchEpoch == _mmu.Tlb.Epoch && privilege == _fetchPrivilege)
+        {
+            physical = _fetchPhysicalPage | (linear & PageMask);
+            host = _fetchHost + (nint)(linear & PageMask);
+        }
+        else if (!TranslateFetchPage(linear, privilege, out physical, out host))
         {
             return false;
+        }
+
+        if (_mode == CpuMode.Long64 && host != 0 && EnterBlock(rip, physical, host))
+        {
+            return true;
         }
 
         // Decoded-instruction cache: hit when this physical address was decoded in this mode and its page has not been written since.
         ulong tag = physical | ((ulong)(_mode + 1) << 56);
         ref var entry = ref _decodeCache[DecodeCacheIndex(physical)];
         ulong page = physical >> 12;
-        if (entry.Tag == tag && page < (ulong)_pageGeneration.Length && entry.Generation == _pageGeneration[page]
-            && entry.Instruction.Length <= available && CachedBytesMatch(physical, ref entry))
+        if (entry.Tag == tag && host != 0 && page < (ulong)_pageGeneration.Length && entry.Generation == _pageGeneration[page]
+            && entry.Instruction.Length <= available && CachedBytesMatch(host, physical, ref entry))
         {
             _insn = entry.Instruction;
             DecodeCacheHits++;
@@ -203,6 +252,36 @@ public sealed partial class Interpreter
         }
 
         return FetchSlow(linear, physical, available, tag, ref entry);
+    }
+
+    /// <summary>
+    /// Translates an instruction fetch from a page other than the last one, and remembers the page's translation and
+    /// host address (when it is RAM) until the TLB is next flushed or the privilege changes, so fetches from the
+    /// same page skip the TLB.
+    /// </summary>
+    private unsafe bool TranslateFetchPage(ulong linear, AccessPrivilege privilege, out ulong physical, out nint host)
+    {
+        host = 0;
+        if (!Translate(linear, MemoryAccess.Execute, privilege, out physical))
+        {
+            _fetchLinearPage = ulong.MaxValue;
+            return false;
+        }
+
+        byte* pointer = RamPointer(physical);
+        if (pointer == null)
+        {
+            _fetchLinearPage = ulong.MaxValue;
+            return true;
+        }
+
+        host = (nint)pointer;
+        _fetchLinearPage = linear & ~PageMask;
+        _fetchPhysicalPage = physical & ~PageMask;
+        _fetchHost = host - (nint)(physical & PageMask);
+        _fetchEpoch = _mmu.Tlb.Epoch;
+        _fetchPrivilege = privilege;
+        return true;
     }
 
     private bool FetchSlow(ulong linear, ulong physical, int available, ulong tag, ref DecodeCacheEntry entry)

@@ -37,6 +37,12 @@ public sealed class Tlb
 
     public Tlb() => FlushAll();
 
+    /// <summary>
+    /// Counts flushes (INVLPG, CR3 writes, full flushes): a translation cached outside the TLB (the CPU's fetch page)
+    /// stays usable while this is unchanged, as a hardware TLB entry would.
+    /// </summary>
+    public uint Epoch { get; private set; }
+
     /// <summary>The physical address of <paramref name="linear"/> when a cached entry allows the access.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryTranslate(ulong linear, MemoryAccess access, AccessPrivilege privilege, out ulong physicalAddress)
@@ -73,6 +79,7 @@ public sealed class Tlb
     /// <summary>INVLPG: drops the page holding <paramref name="linear"/>, global or not, and every piece of a large page covering it.</summary>
     public void FlushPage(ulong linear)
     {
+        Epoch++;
         if (!_holdsLargePages)
         {
             int index = (int)(linear >> 12) & (EntryCount - 1);
@@ -96,6 +103,7 @@ public sealed class Tlb
     /// <summary>A CR3 write without PCIDs: drops every entry but the global ones.</summary>
     public void FlushNonGlobal()
     {
+        Epoch++;
         bool holdsLargePages = false;
         for (int i = 0; i < EntryCount; i++)
         {
@@ -115,6 +123,7 @@ public sealed class Tlb
     /// <summary>Drops every entry, global ones included (CR4.PGE/PAE/PSE, CR0.PG/WP, EFER changes).</summary>
     public void FlushAll()
     {
+        Epoch++;
         _tags.AsSpan().Fill(InvalidTag);
         _pages.AsSpan().Fill(InvalidTag);
         _global.AsSpan().Clear();

@@ -34,7 +34,36 @@ public sealed class DecodeCacheTests
 
         Assert.Equal(StepStatus.Halted, result.Status);
         Assert.Equal(2002, result.InstructionsExecuted);
-        Assert.Equal(2002UL - 4, f.Interpreter.DecodeCacheHits); // 4 distinct instructions decoded once each
+        // Two blocks are decoded: [mov, dec, jnz, hlt] from the start and [dec, jnz, hlt] from L; every other fetch hits.
+        Assert.Equal(2UL, f.Interpreter.BlocksDecoded);
+        Assert.Equal(2002UL - 2, f.Interpreter.DecodeCacheHits);
+    }
+
+    [Fact]
+    public void RemappingTheCodePageInsideABlock_IsSeen_ByTheNextInstruction()
+    {
+        // At linear 0x10000 (physical 0x10000): mov rax, 0x30007; mov [0x4080], rax (the PTE of linear page 0x10000);
+        // invlpg [0x10000]; mov ebx, 1; hlt. Physical 0x30000 holds the same code with "mov ebx, 2". The block decoded
+        // from 0x10000 holds all five; after the INVLPG the next fetch must go through the new mapping.
+        byte[] code =
+        [
+            0x48, 0xB8, 0x07, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x48, 0x89, 0x04, 0x25, 0x80, 0x40, 0x00, 0x00,
+            0x0F, 0x01, 0x3C, 0x25, 0x00, 0x00, 0x01, 0x00,
+            0xBB, 0x01, 0x00, 0x00, 0x00,
+            0xF4,
+        ];
+        using var f = new CpuFixture(code);
+        byte[] remapped = (byte[])code.Clone();
+        remapped[27] = 2;
+        f.Memory.Write(0x3_0000, (ReadOnlySpan<byte>)remapped);
+
+        var result = f.Run();
+
+        Assert.Equal(StepStatus.Halted, result.Status);
+        Assert.Equal(5, result.InstructionsExecuted);
+        Assert.Equal(2UL, f.State.Rbx);
+        Assert.Equal(2UL, f.Interpreter.BlocksDecoded); // the block at physical 0x10000, then the one at 0x3001A
     }
 
     [Fact]
