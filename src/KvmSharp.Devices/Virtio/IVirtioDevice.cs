@@ -71,6 +71,13 @@ public interface IVirtioInterrupt
 
     /// <summary>The device hit an error it cannot recover from (a malformed ring): sets DEVICE_NEEDS_RESET and signals a config change.</summary>
     void NeedsReset();
+
+    /// <summary>
+    /// Whether the device may read and write guest memory now (on PCI: Bus Master Enable is set). Work the device
+    /// starts on its own, such as delivering console input, waits while this is false; the transport does not pass
+    /// on notifications then.
+    /// </summary>
+    bool MemoryAccessAllowed { get; }
 }
 
 /// <summary>Transport- and device-independent feature bits (virtio 1.x section 6, "Reserved Feature Bits").</summary>

@@ -291,9 +291,9 @@ public sealed class VirtioConsole : IVirtioDevice
     /// <summary>Moves waiting input into posted receive buffers; takes a buffer only when there is input for it.</summary>
     private void DeliverInput()
     {
-        if (_receive is not { } receive)
+        if (_receive is not { } receive || _interrupt?.MemoryAccessAllowed != true)
         {
-            return;
+            return; // input waits: no queue yet, or the device may not write guest memory now (no bus mastering)
         }
 
         while (true)

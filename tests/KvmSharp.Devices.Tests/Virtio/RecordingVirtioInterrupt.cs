@@ -23,6 +23,9 @@ internal sealed class RecordingVirtioInterrupt : IVirtioInterrupt
 
     public int ConfigChanges => Volatile.Read(ref _configChanges);
 
+    /// <summary>What the device is told about bus mastering; tests clear it to check the device waits.</summary>
+    public bool MemoryAccessAllowed { get; set; } = true;
+
     public int NeedsResetCalls => Volatile.Read(ref _needsReset);
 
     public void SignalQueue(int queue)

@@ -187,6 +187,27 @@ public sealed class VirtioConsoleTests : IDisposable
     }
 
     [Fact]
+    public void Input_WaitsWhileTheDeviceMayNotWriteMemory_AndIsDeliveredAtTheNextKickAfter()
+    {
+        Activate(_console.DeviceFeatures);
+        ulong buffer = Buffer(new string('.', 8));
+        _receive.AddChain(DriverBuffer.In(buffer, 8));
+        _interrupt.MemoryAccessAllowed = false; // the driver cleared Bus Master Enable
+
+        _console.Enqueue("hi"u8);
+        _console.QueueNotify(VirtioConsole.ReceiveQueue);
+        int usedWhileBlocked = _receive.UsedIndex;
+        string memoryWhileBlocked = Read(buffer, 8);
+        _interrupt.MemoryAccessAllowed = true;
+        _console.QueueNotify(VirtioConsole.ReceiveQueue);
+
+        Assert.Equal(0, usedWhileBlocked);
+        Assert.Equal("........", memoryWhileBlocked);
+        Assert.Equal([(0u, 2u)], _receive.TakeUsed());
+        Assert.Equal("hi......", Read(buffer, 8));
+    }
+
+    [Fact]
     public void NoInput_LeavesPostedBuffersAvailable()
     {
         Activate(_console.DeviceFeatures);

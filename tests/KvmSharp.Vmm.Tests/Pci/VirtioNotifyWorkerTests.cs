@@ -25,6 +25,7 @@ public class VirtioNotifyWorkerTests
     private void StartDriver()
     {
         void W(ulong offset, int width, ulong value) => _mmio.Write(0xE000_0000 + offset, BitConverter.GetBytes(value).AsSpan(0, width));
+        _transport.WriteConfig(PciRegisters.Command, [(byte)(PciRegisters.CommandMemorySpace | PciRegisters.CommandBusMaster), 0]);
         W(0x14, 1, 0);
         W(0x14, 1, 3);
         W(0x08, 4, 1);

@@ -60,6 +60,7 @@ public sealed class VirtioPciTransport : PciFunction
 
     private long _notifications;
     private long _invalidNotifications;
+    private long _notificationsWithoutBusMaster;
     private long _invalidRegisterWrites;
     private long _refusedFeatures;
     private long _staleInterrupts;
@@ -175,11 +176,26 @@ public sealed class VirtioPciTransport : PciFunction
         }
     }
 
+    /// <summary>Whether the driver has set Bus Master Enable in the Command register, letting the function do DMA.</summary>
+    public bool BusMasterEnabled
+    {
+        get
+        {
+            lock (Sync)
+            {
+                return (Config.GetWord(PciRegisters.Command) & PciRegisters.CommandBusMaster) != 0;
+            }
+        }
+    }
+
     /// <summary>Notifications passed to the device.</summary>
     public long Notifications => Interlocked.Read(ref _notifications);
 
     /// <summary>Notifications dropped: queue index out of range, queue not enabled, or device not activated.</summary>
     public long InvalidNotifications => Interlocked.Read(ref _invalidNotifications);
+
+    /// <summary>Notifications dropped because the driver had not set Bus Master Enable (or had cleared it).</summary>
+    public long NotificationsWithoutBusMaster => Interlocked.Read(ref _notificationsWithoutBusMaster);
 
     /// <summary>Register writes ignored: invalid queue size, frozen queue fields, features after FEATURES_OK, DRIVER_OK out of order.</summary>
     public long InvalidRegisterWrites => Interlocked.Read(ref _invalidRegisterWrites);
@@ -248,19 +264,23 @@ public sealed class VirtioPciTransport : PciFunction
 
     /// <summary>
     /// A driver kick of <paramref name="queue"/>, from the notification structure or from a notification worker:
-    /// passed to the device when the queue is enabled and the device activated, otherwise counted and dropped.
+    /// passed to the device when the queue is enabled, the device activated and Bus Master Enable set in the
+    /// Command register (without it the function may not read or write memory, so it cannot touch the rings:
+    /// PCI Local Bus 3.0, 6.2.2); otherwise counted and dropped.
     /// </summary>
     public void NotifyQueue(int queue)
     {
         bool live;
+        bool busMaster;
         lock (Sync)
         {
-            live = (uint)queue < (uint)_queues.Length && _activated && _queues[queue].Enabled;
+            busMaster = BusMasterEnabled;
+            live = busMaster && (uint)queue < (uint)_queues.Length && _activated && _queues[queue].Enabled;
         }
 
         if (!live)
         {
-            Interlocked.Increment(ref _invalidNotifications);
+            Interlocked.Increment(ref busMaster ? ref _invalidNotifications : ref _notificationsWithoutBusMaster);
             return;
         }
 
@@ -973,6 +993,8 @@ public sealed class VirtioPciTransport : PciFunction
         public void SignalConfigChange() => transport.SignalConfigChange(Epoch);
 
         public void NeedsReset() => transport.SignalNeedsReset(Epoch);
+
+        public bool MemoryAccessAllowed => transport.BusMasterEnabled;
     }
 
     /// <summary>BAR0: dispatches an access to the structure that holds all of it.</summary>

@@ -84,6 +84,7 @@ public class VirtioPciAllocationTests
         }
 
         // Driver start with MSI-X: vector 1 for queue 0, INTx path for queue 1 when MSI-X is off later.
+        transport.WriteConfig(PciRegisters.Command, [(byte)(PciRegisters.CommandMemorySpace | PciRegisters.CommandBusMaster), 0]);
         W(DeviceStatus, 0, b1);
         W(DeviceStatus, 3, b1);
         W(DriverFeatureSelect, 1, b4);

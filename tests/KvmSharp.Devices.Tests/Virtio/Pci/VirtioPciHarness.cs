@@ -26,6 +26,9 @@ internal sealed class VirtioPciHarness
         IMsiDelivery delivery = msixToSink ? new DirectMsiDelivery(Sink) : Msi;
         Transport = new VirtioPciTransport(Device, delivery);
         Bus.Add(Transport);
+
+        // As a driver does before using the device (Linux's pci_set_master): without it notifications are dropped.
+        ConfigWrite(0x04, 2, ConfigRead(0x04, 2) | PciRegisters.CommandBusMaster);
     }
 
     public FakeVirtioDevice Device { get; }

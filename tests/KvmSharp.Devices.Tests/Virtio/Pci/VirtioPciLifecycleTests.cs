@@ -188,6 +188,27 @@ public class VirtioPciLifecycleTests
     }
 
     [Fact]
+    public void Notify_WithoutBusMaster_IsCountedAndDropped_UntilTheDriverSetsItAgain()
+    {
+        _h.Start();
+        uint command = _h.ConfigRead(0x04, 2);
+        _h.ConfigWrite(0x04, 2, command & ~(uint)PciRegisters.CommandBusMaster);
+
+        _h.WriteBar(NotifyOffset, 2, 0);
+        _h.Transport.NotifyQueue(0);
+        bool allowedWithout = _h.Device.Interrupt!.MemoryAccessAllowed;
+        _h.ConfigWrite(0x04, 2, command);
+        _h.WriteBar(NotifyOffset, 2, 0);
+
+        Assert.False(allowedWithout);
+        Assert.True(_h.Device.Interrupt!.MemoryAccessAllowed);
+        Assert.Equal([0], _h.Device.Notifies);
+        Assert.Equal(2, _h.Transport.NotificationsWithoutBusMaster);
+        Assert.Equal(0, _h.Transport.InvalidNotifications);
+        Assert.Equal(1, _h.Transport.Notifications);
+    }
+
+    [Fact]
     public void IsrAndIntx_QueueInterrupt_ReadClearsAndLowersTheLine()
     {
         _h.Start();
