@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using KvmSharp.Devices.InterruptControllers;
 using KvmSharp.Emulator.Cpu;
 using KvmSharp.Hypervisor;
 using KvmSharp.Memory;
@@ -17,6 +18,7 @@ public sealed class EmulatorVcpu : IVcpu
 
     private readonly Interpreter _cpu;
     private readonly IEmulatedInterrupts _interrupts;
+    private readonly LocalApic? _apic;
     private readonly LocalApicIo _apicIo;
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly ulong[] _breakpoints = new ulong[4];
@@ -37,6 +39,7 @@ public sealed class EmulatorVcpu : IVcpu
         ArgumentNullException.ThrowIfNull(cpuid);
         Index = index;
         _interrupts = interrupts;
+        _apic = interrupts.DirectApic;
         State = new CpuState();
         State.Fx.Reset();
         State.Cr0 = 0x6000_0010; // CD, NW, ET: the power-on value
@@ -200,7 +203,7 @@ public sealed class EmulatorVcpu : IVcpu
             {
                 case StepStatus.Executed:
                     // An interrupt that became deliverable (STI, POPF, an EOI unmasking a lower one) is taken at the next boundary.
-                    if (_cpu.InterruptsEnabled && _interrupts.HasPendingInterrupt)
+                    if (_cpu.InterruptsEnabled && (_apic?.HasPendingMaskableInterrupt ?? _interrupts.HasPendingInterrupt))
                     {
                         return null;
                     }

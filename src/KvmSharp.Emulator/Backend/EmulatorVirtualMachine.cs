@@ -109,6 +109,8 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
     {
         public bool HasPendingInterrupt => apic.HasPendingMaskableInterrupt;
 
+        public LocalApic? DirectApic => apic;
+
         public long NextDeadline => Math.Min(apic.NextDeadline, pit?.NextDeadline ?? long.MaxValue);
 
         public byte Tpr

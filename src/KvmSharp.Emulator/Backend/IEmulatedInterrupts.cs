@@ -1,3 +1,5 @@
+using KvmSharp.Devices.InterruptControllers;
+
 namespace KvmSharp.Emulator.Backend;
 
 /// <summary>
@@ -8,6 +10,13 @@ public interface IEmulatedInterrupts
 {
     /// <summary>A maskable interrupt (fixed vector or ExtINT) is waiting for RFLAGS.IF.</summary>
     bool HasPendingInterrupt { get; }
+
+    /// <summary>
+    /// The local APIC whose <see cref="LocalApic.HasPendingMaskableInterrupt"/> is <see cref="HasPendingInterrupt"/>,
+    /// when the fabric is one: the vCPU checks it after every instruction, and reading it directly avoids an
+    /// interface call there (3% of a Debian boot on the software CPU).
+    /// </summary>
+    LocalApic? DirectApic => null;
 
     /// <summary>The INTA cycle: the vector to deliver (moves it to in-service), or -1 when it vanished.</summary>
     int AcknowledgeInterrupt();
