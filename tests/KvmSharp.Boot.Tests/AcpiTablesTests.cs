@@ -278,6 +278,58 @@ public class AcpiTablesTests
     }
 
     [Fact]
+    public void Dsdt_WithAPciRootBridge_DescribesPci0_InAmlThatIaslDisassemblesBack()
+    {
+        // The bytes below are what `iasl -d` turned back into the source in Dsdt's remarks (checked with acpica-tools
+        // 20200925): \_SB.PCI0, PNP0A03, _UID 0, and a _CRS with buses 0-255, the conf1 ports, the I/O on either side
+        // of them and the MMIO window.
+        using var memory = RamWithBiosAreaFilled();
+        var config = new AcpiConfig(1) { PciRootBridge = new PciRootBridge(0xE000_0000, 0xFE00_0000) };
+        AcpiTables.Write(memory, config);
+        var set = AcpiTables.Build(config);
+
+        byte[] dsdt = ReadTable(memory, set.DsdtAddress, "DSDT", 176, 2);
+
+        byte[] pci0 =
+        [
+            0x10, 0x4D, 0x07, 0x5C, 0x5F, 0x53, 0x42, 0x5F,             // ScopeOp, PkgLength 0x74 (two bytes), \_SB_
+            0x5B, 0x82, 0x44, 0x07, 0x50, 0x43, 0x49, 0x30,             // DeviceOp, PkgLength 0x74 - 6, PCI0
+            0x08, 0x5F, 0x48, 0x49, 0x44, 0x0C, 0x41, 0xD0, 0x0A, 0x03, // Name (_HID, EisaId ("PNP0A03"))
+            0x08, 0x5F, 0x55, 0x49, 0x44, 0x00,                         // Name (_UID, Zero)
+            0x08, 0x5F, 0x43, 0x52, 0x53, 0x11, 0x48, 0x05, 0x0A, 0x54, // Name (_CRS, Buffer (84) {
+            0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0x00, 0x00, 0x00, 0x00, 0x01, // WordBusNumber 0-0xFF
+            0x47, 0x01, 0xF8, 0x0C, 0xF8, 0x0C, 0x01, 0x08,             // IO (Decode16, 0xCF8, 0xCF8, 1, 8)
+            0x88, 0x0D, 0x00, 0x01, 0x0C, 0x03, 0x00, 0x00, 0x00, 0x00, 0xF7, 0x0C, 0x00, 0x00, 0xF8, 0x0C, // WordIO 0-0xCF7
+            0x88, 0x0D, 0x00, 0x01, 0x0C, 0x03, 0x00, 0x00, 0x00, 0x0D, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0xF3, // WordIO 0xD00-0xFFFF
+            0x87, 0x17, 0x00, 0x00, 0x0C, 0x01, 0x00, 0x00, 0x00, 0x00, // DWordMemory, read/write, non-cacheable
+            0x00, 0x00, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFD, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1E, // 0xE0000000-0xFDFFFFFF
+            0x79, 0x00,                                                 // End Tag })
+        ];
+        Assert.Equal(S5Aml, dsdt[36..50]);
+        Assert.Equal(pci0, dsdt[50..]);
+        Assert.Equal(set.DsdtAddress + 176, set.MadtAddress); // the MADT follows, 16-byte aligned
+    }
+
+    [Fact]
+    public void Dsdt_PciWindow_IsTheOneConfigured()
+    {
+        using var memory = RamWithBiosAreaFilled();
+        var config = new AcpiConfig(1) { PciRootBridge = new PciRootBridge(0xC000_0000, 0xD000_0000) };
+        AcpiTables.Write(memory, config);
+        var set = AcpiTables.Build(config);
+
+        byte[] dsdt = ReadTable(memory, set.DsdtAddress, "DSDT", 176, 2);
+
+        Assert.Equal(new byte[] { 0x00, 0x00, 0x00, 0xC0, 0xFF, 0xFF, 0xFF, 0xCF }, dsdt[158..166]); // minimum, maximum
+        Assert.Equal(new byte[] { 0x00, 0x00, 0x00, 0x10 }, dsdt[170..174]);                         // length
+    }
+
+    private static readonly byte[] S5Aml =
+    [
+        0x08, (byte)'_', (byte)'S', (byte)'5', (byte)'_', 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00,
+    ];
+
+    [Fact]
     public void Madt_OneVcpu_ExactEntries()
     {
         using var memory = RamWithBiosAreaFilled();

@@ -126,7 +126,7 @@ public class RunLoaderKernelTests
             "madt iso bus=0 irq=9 gsi=9 flags=0x000d\n" +
             nmis +
             "fadt rev=6 sci=9 smi_cmd=0x00000000 pm1a_evt=0x00000600 pm1a_cnt=0x00000604 pm_tmr=0x00000000 flags=0x00000465 boot_arch=0x0007\n" +
-            "table DSDT len=50 ok\n" +
+            "table DSDT len=176 ok\n" +
             "dsdt _S5_ at +37 elements=4 values=5,5,0,0\n" +
             "poweroff: 0x3400 to port 0x0604\n",
             r.Guest);

@@ -6,7 +6,8 @@ namespace KvmSharp.Cli.Tests;
 /// <summary>
 /// Linux's own virtio drivers on our PCI bus and devices: the default Debian guest on the software CPU with two
 /// disks (one read-only), an entropy device and the virtio console. Every command runs in a shell on hvc0; the
-/// test checks what the guest sees (sizes, serial, a host-written pattern's SHA-256, refused writes, hwrng bytes)
+/// test checks what the guest sees (the PCI root found through ACPI, sizes, serial, a host-written pattern's SHA-256,
+/// refused writes, hwrng bytes)
 /// and, after power-off, the bytes the guest wrote in the image file.
 /// </summary>
 public sealed class VirtioGuestTests
@@ -47,6 +48,9 @@ public sealed class VirtioGuestTests
                 session.WaitFor("guest# ", GuestSession.CommandTimeout);
 
                 Assert.Equal("/dev/hvc0", session.Run("tty"));
+
+                // Linux found the bus through the DSDT's root bridge, with no pci= option on the command line.
+                Assert.Equal("\\_SB_.PCI0\n0", session.Run("cat /sys/devices/pci0000:00/firmware_node/path; grep -c pci= /proc/cmdline"));
                 // The serial attribute has no trailing newline.
                 Assert.Equal("16384\nKVMSHARP-DISK-1\n0", session.Run("cat /sys/block/vda/size; echo \"$(cat /sys/block/vda/serial)\"; cat /sys/block/vda/ro"));
                 Assert.Equal("2048\n1", session.Run("cat /sys/block/vdb/size /sys/block/vdb/ro"));

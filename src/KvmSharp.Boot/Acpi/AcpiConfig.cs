@@ -44,6 +44,9 @@ public sealed record AcpiConfig(int VcpuCount)
     /// <summary>What Linux writes to <see cref="ResetPort"/> for reboot=acpi: the i8042's pulse-reset command.</summary>
     public byte ResetValue { get; init; } = 0xFE;
 
+    /// <summary>The PCI host bridge the DSDT describes as \_SB.PCI0, or null for a machine without PCI.</summary>
+    public PciRootBridge? PciRootBridge { get; init; }
+
     /// <summary>Guest-physical address of the RSDP and the tables after it: 16-byte aligned, inside [0xE0000, 0x100000).</summary>
     public ulong TablesAddress { get; init; } = DefaultTablesAddress;
 }

@@ -71,7 +71,8 @@ public static class AcpiTables
         int fadt = Align(xsdt + xsdtLength, TableAlignment);
         int facs = Align(fadt + Fadt.Length, Facs.Alignment);
         int dsdt = Align(facs + Facs.Length, TableAlignment);
-        int madt = Align(dsdt + Dsdt.Length, TableAlignment);
+        byte[] dsdtTable = Dsdt.Build(config);
+        int madt = Align(dsdt + dsdtTable.Length, TableAlignment);
         int madtLength = Madt.LengthFor(config.VcpuCount);
         int end = madt + madtLength;
         if (baseAddress + (ulong)end > RsdpScanEnd)
@@ -83,7 +84,7 @@ public static class AcpiTables
 
         byte[] bytes = new byte[end];
         var span = bytes.AsSpan();
-        Dsdt.Write(span.Slice(dsdt, Dsdt.Length));
+        dsdtTable.CopyTo(span[dsdt..]);
         Facs.Write(span.Slice(facs, Facs.Length));
         Fadt.Write(span.Slice(fadt, Fadt.Length), config, baseAddress + (ulong)dsdt, baseAddress + (ulong)facs);
         Madt.Write(span.Slice(madt, madtLength), config);

@@ -3,6 +3,7 @@ using KvmSharp.Boot.Acpi;
 using KvmSharp.Devices.Bus;
 using KvmSharp.Devices.Interrupts;
 using KvmSharp.Devices.Legacy;
+using KvmSharp.Devices.Pci;
 using KvmSharp.Emulator.Backend;
 using KvmSharp.Hypervisor;
 using KvmSharp.Kvm;
@@ -170,12 +171,13 @@ public static class PcMachineBuilder
         File.ReadAllBytes(config.KernelPath),
         config.InitrdPath is null ? null : File.ReadAllBytes(config.InitrdPath),
         config.InitrdPath is null ? null : Path.GetFileName(config.InitrdPath),
-        PcVirtio.EffectiveCommandLine(config),
+        config.CommandLine,
         config.MemoryBytes);
 
     /// <summary>
-    /// ACPI tables in the BIOS area (found by Linux's scan too): the CPUs and IOAPIC (MADT) and the PM1a blocks whose
-    /// SLP_EN write is the guest's power-off (FADT, DSDT \_S5); then the kernel by its boot protocol.
+    /// ACPI tables in the BIOS area (found by Linux's scan too): the CPUs and IOAPIC (MADT), the PM1a blocks whose
+    /// SLP_EN write is the guest's power-off (FADT, DSDT \_S5) and the PCI root bridge with its BAR window (DSDT
+    /// \_SB.PCI0); then the kernel by its boot protocol.
     /// </summary>
     private static KernelBootInfo LoadGuest(GuestMemory memory, VmConfig config, KernelLoadRequest request)
     {
@@ -183,6 +185,7 @@ public static class PcMachineBuilder
         {
             Pm1aEventPort = AcpiPm.EventBlockPort,
             Pm1aControlPort = AcpiPm.ControlBlockPort,
+            PciRootBridge = new PciRootBridge(PciBus.DefaultMmioWindowStart, PciBus.DefaultMmioWindowEnd),
         });
         return KernelLoader.Load(memory, request with { AcpiRsdpAddress = rsdp });
     }

@@ -32,25 +32,6 @@ public sealed class PcVirtio : IDisposable
     /// <summary>The virtio console, when <c>--console virtio</c>: feed host input with its Enqueue.</summary>
     public VirtioConsole? Console { get; private set; }
 
-    /// <summary>Whether the configuration asks for any virtio device (and so for the PCI scan the guest must do).</summary>
-    public static bool HasDevices(VmConfig config) => config.Disks.Count > 0 || config.Rng || config.Console == ConsoleKind.Virtio;
-
-    /// <summary>
-    /// The command line the kernel gets: until the DSDT describes a PCI root bridge, Linux scans bus 0 through
-    /// configuration mechanism #1 only with <c>pci=noacpi</c> (docs/pci.md), so it is appended when there are virtio
-    /// devices and the user did not choose a <c>pci=</c> option.
-    /// </summary>
-    public static string EffectiveCommandLine(VmConfig config)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        if (!HasDevices(config) || config.CommandLine.Contains("pci=", StringComparison.Ordinal))
-        {
-            return config.CommandLine;
-        }
-
-        return config.CommandLine.Length == 0 ? "pci=noacpi" : config.CommandLine + " pci=noacpi";
-    }
-
     /// <summary>
     /// Creates the bus and the devices. Images are opened (and locked) here, so a missing or locked image fails the
     /// build with <see cref="BlockImageException"/> before any vCPU runs. <paramref name="kvm"/> is null on the

@@ -1,0 +1,10 @@
+namespace KvmSharp.Boot.Acpi;
+
+/// <summary>
+/// The PCI host bridge the DSDT describes as <c>\_SB.PCI0</c> (a PNP0A03 root bridge): bus numbers 0-255 decoded by
+/// configuration mechanism #1 at 0xCF8-0xCFF, the I/O space around those ports, and one 32-bit MMIO window for BARs.
+/// With it, Linux finds the bus through ACPI as on any PC and needs no <c>pci=noacpi</c>.
+/// </summary>
+/// <param name="MmioWindowStart">First address of the BAR window.</param>
+/// <param name="MmioWindowEnd">The window's end (exclusive); at most 4 GiB.</param>
+public sealed record PciRootBridge(ulong MmioWindowStart, ulong MmioWindowEnd);
