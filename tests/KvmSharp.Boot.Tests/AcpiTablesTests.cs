@@ -324,6 +324,41 @@ public class AcpiTablesTests
         Assert.Equal(new byte[] { 0x00, 0x00, 0x00, 0x10 }, dsdt[170..174]);                         // length
     }
 
+    [Fact]
+    public void Dsdt_InterruptRoutes_BecomeThePci0RoutingTable()
+    {
+        // iasl -d: Name (_PRT, Package (0x02) { Package (0x04) { 0x0001FFFF, Zero, Zero, 0x0A }, Package (0x04) { 0x0002FFFF, Zero, Zero, 0x0B } })
+        using var memory = RamWithBiosAreaFilled();
+        var config = new AcpiConfig(1)
+        {
+            PciRootBridge = new PciRootBridge(0xE000_0000, 0xFE00_0000) { InterruptRoutes = [new(1, 10), new(2, 11)] },
+        };
+        AcpiTables.Write(memory, config);
+        var set = AcpiTables.Build(config);
+
+        byte[] dsdt = ReadTable(memory, set.DsdtAddress, "DSDT", 208, 2);
+
+        byte[] prt =
+        [
+            0x08, 0x5F, 0x50, 0x52, 0x54, 0x12, 0x1A, 0x02,             // Name (_PRT, Package, PkgLength 26, 2 elements
+            0x12, 0x0B, 0x04, 0x0C, 0xFF, 0xFF, 0x01, 0x00, 0x00, 0x00, 0x0A, 0x0A, // { 0x0001FFFF, INTA, Zero, GSI 10 }
+            0x12, 0x0B, 0x04, 0x0C, 0xFF, 0xFF, 0x02, 0x00, 0x00, 0x00, 0x0A, 0x0B, // { 0x0002FFFF, INTA, Zero, GSI 11 }
+        ];
+        Assert.Equal(prt, dsdt[^prt.Length..]);
+        Assert.Equal(new byte[] { 0x10, 0x4D, 0x09 }, dsdt[50..53]);       // the scope's PkgLength grew to 0x94
+        Assert.Equal(new byte[] { 0x5B, 0x82, 0x44, 0x09 }, dsdt[58..62]); // and the device's to 0x8E
+    }
+
+    [Fact]
+    public void Dsdt_InterruptRouteOffBus0_IsRefused()
+    {
+        var config = new AcpiConfig(1) { PciRootBridge = new PciRootBridge(0xE000_0000, 0xFE00_0000) { InterruptRoutes = [new(32, 10)] } };
+
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => AcpiTables.Build(config));
+
+        Assert.StartsWith("A PCI device number on bus 0 is 0 to 31.", e.Message);
+    }
+
     private static readonly byte[] S5Aml =
     [
         0x08, (byte)'_', (byte)'S', (byte)'5', (byte)'_', 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00,

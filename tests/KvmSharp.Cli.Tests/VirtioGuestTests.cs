@@ -79,4 +79,52 @@ public sealed class VirtioGuestTests
             System.IO.Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public void DebianGuest_WithoutMsi_TakesIntxThroughTheDsdtRoutingTable()
+    {
+        // pci=nomsi: Linux's virtio-pci falls back to INTx, which it routes by the DSDT's _PRT (disk: GSI 10, console:
+        // GSI 11, level-triggered, "fasteoi"); the shell runs on the virtio console, so every command crosses INTx too.
+        string guest = GuestImages.Directory;
+        Assert.True(File.Exists(Path.Combine(guest, "manifest.txt")), "The default guest is missing: run scripts/build-guest.sh first (.ci/run does).");
+        string dir = System.IO.Directory.CreateTempSubdirectory("kvmsharp-intx-").FullName;
+        try
+        {
+            string disk = Path.Combine(dir, "disk.img");
+            byte[] pattern = new byte[1 << 20];
+            new Random(20261205).NextBytes(pattern);
+            using (var file = File.Create(disk))
+            {
+                file.Write(pattern);
+                file.SetLength(4 << 20);
+            }
+
+            using var session = GuestSession.Start(
+                "run", "--accel", "emulator", "--kernel", Path.Combine(guest, "vmlinux"),
+                "--initrd", Path.Combine(guest, "initramfs.cpio.gz"), "--memory", "512M",
+                "--cmdline", "console=ttyS0 reboot=k panic=-1 pci=nomsi", "--disk", disk, "--console", "virtio");
+            session.WaitFor("KVMSHARP-GUEST-READY", BootTimeout);
+            session.WaitFor("init: virtio console hvc0 present; shell on it", GuestSession.CommandTimeout);
+            session.WaitFor("guest# ", GuestSession.CommandTimeout);
+
+            Assert.Equal(
+                "10: IO-APIC 10-fasteoi virtio0\n11: IO-APIC 11-fasteoi virtio1",
+                session.Run("awk '/virtio/ { print $1, $3, $4, $5 }' /proc/interrupts"));
+            Assert.Equal(
+                $"{Convert.ToHexStringLower(SHA256.HashData(pattern))}  -",
+                session.Run("dd if=/dev/vda bs=65536 count=16 iflag=direct 2>/dev/null | sha256sum"));
+
+            // One interrupt per request: 64 uncached reads, 64 more on GSI 10.
+            Assert.Equal("64", session.Run(
+                "a=$(awk '/virtio0/ { print $2 }' /proc/interrupts); dd if=/dev/vda of=/dev/null bs=65536 count=64 iflag=direct 2>/dev/null; " +
+                "b=$(awk '/virtio0/ { print $2 }' /proc/interrupts); echo $((b - a))"));
+
+            session.Send("poweroff -f\n");
+            Assert.Equal(0, session.WaitForExit(GuestSession.CommandTimeout));
+        }
+        finally
+        {
+            System.IO.Directory.Delete(dir, recursive: true);
+        }
+    }
 }

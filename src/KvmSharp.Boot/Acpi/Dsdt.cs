@@ -35,8 +35,10 @@ namespace KvmSharp.Boot.Acpi;
 ///   }
 /// }
 /// </code>
-/// <para>No _PRT: INTx has no ACPI routing, so Linux falls back to the interrupt line register ("no GSI - using ISA
-/// IRQ"); the virtio devices use MSI-X, which needs none.</para>
+/// <para>With interrupt routes, <c>Name (_PRT, Package () { Package () { 0x0001FFFF, Zero, Zero, 10 }, ... })</c>
+/// follows _CRS: each device's INTA pin straight to a GSI (no link devices). Linux then programs that IOAPIC input
+/// level-triggered, active-low, the PCI default; our IOAPICs (and KVM's) take the line's logical level, so the
+/// polarity bit does not invert it.</para>
 /// </summary>
 internal static class Dsdt
 {
@@ -63,6 +65,27 @@ internal static class Dsdt
             AmlWriter.Name(device, "_HID", AmlWriter.EisaId("PNP0A03"));
             AmlWriter.Name(device, "_UID", AmlWriter.Integer(0));
             AmlWriter.Name(device, "_CRS", AmlWriter.Buffer(PciResources(pci)));
+            if (pci.InterruptRoutes.Count > 0)
+            {
+                // _PRT (ACPI 6.5, 6.2.13): { address 0xDDDDFFFF (device, any function), pin 0 = INTA, source Zero = a GSI, the GSI }.
+                var routes = new byte[pci.InterruptRoutes.Count][];
+                for (int i = 0; i < routes.Length; i++)
+                {
+                    var route = pci.InterruptRoutes[i];
+                    if (route.Device is < 0 or > 31)
+                    {
+                        throw new ArgumentOutOfRangeException(nameof(config), route.Device, "A PCI device number on bus 0 is 0 to 31.");
+                    }
+
+                    routes[i] = AmlWriter.Package(
+                        AmlWriter.Integer(((ulong)route.Device << 16) | 0xFFFF),
+                        AmlWriter.Integer(0),
+                        AmlWriter.Integer(0),
+                        AmlWriter.Integer(route.Gsi));
+                }
+
+                AmlWriter.Name(device, "_PRT", AmlWriter.Package(routes));
+            }
             var scope = new List<byte>();
             AmlWriter.Device(scope, "PCI0", device.ToArray());
             AmlWriter.RootScope(aml, "_SB_", scope.ToArray());

@@ -7,4 +7,11 @@ namespace KvmSharp.Boot.Acpi;
 /// </summary>
 /// <param name="MmioWindowStart">First address of the BAR window.</param>
 /// <param name="MmioWindowEnd">The window's end (exclusive); at most 4 GiB.</param>
-public sealed record PciRootBridge(ulong MmioWindowStart, ulong MmioWindowEnd);
+public sealed record PciRootBridge(ulong MmioWindowStart, ulong MmioWindowEnd)
+{
+    /// <summary>Where each device's INTA pin goes: the DSDT's _PRT (empty: no _PRT).</summary>
+    public IReadOnlyList<PciInterruptRoute> InterruptRoutes { get; init; } = [];
+}
+
+/// <summary>PCI device <paramref name="Device"/> (1-31 on bus 0) drives GSI <paramref name="Gsi"/> with its INTA pin.</summary>
+public readonly record struct PciInterruptRoute(int Device, uint Gsi);

@@ -37,6 +37,7 @@ public sealed class PciBus
     private readonly uint[] _intxGsis;
     private ulong _nextBarAddress;
     private int _intxAssigned;
+    private readonly List<(int Device, uint Gsi)> _intxRoutes = [];
     private long _absentReads;
 
     /// <summary>A bus with the default window and INTx GSIs.</summary>
@@ -156,6 +157,7 @@ public sealed class PciBus
         function.EnableMemoryDecoding();
         if (function.UsesIntx)
         {
+            _intxRoutes.Add((device, _intxGsis[_intxAssigned % _intxGsis.Length]));
             _intxAssigned++;
         }
 
@@ -163,6 +165,9 @@ public sealed class PciBus
         Volatile.Write(ref _devices[device], function);
         return device;
     }
+
+    /// <summary>Each device whose INTA pin is wired, with the GSI it drives, in the order they were added (the firmware's routing table).</summary>
+    public IReadOnlyList<(int Device, uint Gsi)> IntxRoutes => _intxRoutes;
 
     /// <summary>The function at <paramref name="device"/> (0-31), or null.</summary>
     public PciFunction? GetDevice(int device) =>

@@ -91,13 +91,13 @@ public static class PcMachineBuilder
             var memory = GuestMemory.Create(PcMemoryLayout.RamRanges(config.MemoryBytes));
             cleanup.Push(memory);
             vm.MapMemory(memory);
-            var boot = LoadGuest(memory, config, request);
 
             var io = new IoDispatcher();
             var control = new MachineControl(io);
             var serial = AddDevices(io, control, vm.Interrupts, config, consoleOutput, time, started, out var bootTimer);
             var virtio = PcVirtio.Create(io, vm.Interrupts, memory, config, consoleOutput, vm, _ => control.RequestExit(MachineExitReason.VmmError));
             cleanup.Push(virtio);
+            var boot = LoadGuest(memory, config, request, virtio.Bus);
 
             var vcpus = CreateVcpus(system, vm, config.Cpus, boot.Entry, cleanup);
             var machine = new Machine(vm, memory, vcpus, io, control);
@@ -133,13 +133,13 @@ public static class PcMachineBuilder
         {
             var vm = new EmulatorVirtualMachine(config.Cpus, time);
             vm.MapMemory(memory);
-            var boot = LoadGuest(memory, config, request);
 
             var io = new IoDispatcher();
             var control = new MachineControl(io);
             var serial = AddDevices(io, control, vm.Interrupts, config, consoleOutput, time, started, out var bootTimer);
             vm.RegisterDevices(io);
             virtio = PcVirtio.Create(io, vm.Interrupts, memory, config, consoleOutput, kvm: null, _ => control.RequestExit(MachineExitReason.VmmError));
+            var boot = LoadGuest(memory, config, request, virtio.Bus);
 
             var vcpus = new List<IVcpu>(config.Cpus);
             for (int i = 0; i < config.Cpus; i++)
@@ -176,16 +176,19 @@ public static class PcMachineBuilder
 
     /// <summary>
     /// ACPI tables in the BIOS area (found by Linux's scan too): the CPUs and IOAPIC (MADT), the PM1a blocks whose
-    /// SLP_EN write is the guest's power-off (FADT, DSDT \_S5) and the PCI root bridge with its BAR window (DSDT
-    /// \_SB.PCI0); then the kernel by its boot protocol.
+    /// SLP_EN write is the guest's power-off (FADT, DSDT \_S5) and the PCI root bridge with its BAR window and each
+    /// device's INTx GSI (DSDT \_SB.PCI0); then the kernel by its boot protocol.
     /// </summary>
-    private static KernelBootInfo LoadGuest(GuestMemory memory, VmConfig config, KernelLoadRequest request)
+    private static KernelBootInfo LoadGuest(GuestMemory memory, VmConfig config, KernelLoadRequest request, PciBus pci)
     {
         ulong rsdp = AcpiTables.Write(memory, new AcpiConfig(config.Cpus)
         {
             Pm1aEventPort = AcpiPm.EventBlockPort,
             Pm1aControlPort = AcpiPm.ControlBlockPort,
-            PciRootBridge = new PciRootBridge(PciBus.DefaultMmioWindowStart, PciBus.DefaultMmioWindowEnd),
+            PciRootBridge = new PciRootBridge(pci.MmioWindowStart, pci.MmioWindowEnd)
+            {
+                InterruptRoutes = [.. pci.IntxRoutes.Select(r => new PciInterruptRoute(r.Device, r.Gsi))],
+            },
         });
         return KernelLoader.Load(memory, request with { AcpiRsdpAddress = rsdp });
     }

@@ -142,6 +142,21 @@ public class PciConfigSpaceTests
     }
 
     [Fact]
+    public void IntxRoutes_ListEachWiredPin_WithItsGsi_InTheOrderAdded()
+    {
+        var bus = new PciBus(IoBus.CreateMmioBus(), new RecordingMsiSink());
+
+        bus.Add(new TestPciFunction());
+        bus.Add(new TestPciFunction(usesIntx: false));
+        bus.Add(new TestPciFunction());
+        bus.Add(new TestPciFunction());
+        bus.Add(new TestPciFunction());
+
+        // Devices 1, 3, 4, 5 have pins; GSIs 10, 11, 5 are given in turn and shared once used up.
+        Assert.Equal([(1, 10u), (3, 11u), (4, 5u), (5, 10u)], bus.IntxRoutes);
+    }
+
+    [Fact]
     public void AccessesPastTheEnd_ReadZero_AndAreDropped()
     {
         var function = new TestPciFunction();
