@@ -178,6 +178,10 @@ public sealed class EmulatorVcpu : IVcpu
     private VcpuStop? RunBatch()
     {
         bool debugging = _singleStep || _breakpointCount > 0;
+        if (!debugging && _apic is { } apic)
+        {
+            return RunBatchUntilInterrupt(apic);
+        }
         for (int i = 0; i < BatchSize; i++)
         {
             if (debugging && _breakpointCount > 0 && AtBreakpoint())
@@ -220,6 +224,41 @@ public sealed class EmulatorVcpu : IVcpu
                         return Shutdown();
                     }
 
+                    continue;
+                default:
+                    return Shutdown();
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// <see cref="RunBatch"/> without breakpoints or single-stepping: the interpreter runs the instructions itself and
+    /// returns at the first one that halts, faults or stops for I/O, or after which an interrupt can be taken.
+    /// </summary>
+    private VcpuStop? RunBatchUntilInterrupt(LocalApic apic)
+    {
+        int remaining = BatchSize;
+        while (remaining > 0)
+        {
+            var run = _cpu.RunUntilInterrupt(remaining, apic);
+            switch (run.Status)
+            {
+                case StepStatus.Executed:
+                    return null; // the batch is done, or an interrupt can be taken at this boundary
+                case StepStatus.Halted:
+                    _halted = true;
+                    return null;
+                case StepStatus.IoStop:
+                    return new VcpuStop(VcpuStopReason.IoRequestedStop);
+                case StepStatus.Exception:
+                    if (!_cpu.DeliverException(run.Exception))
+                    {
+                        return Shutdown();
+                    }
+
+                    remaining -= run.InstructionsExecuted + 1;
                     continue;
                 default:
                     return Shutdown();

@@ -41,7 +41,7 @@ public sealed partial class Interpreter
 
     /// <summary>
     /// Makes the block at <paramref name="physical"/> (RAM at host address <paramref name="host"/>) the current one,
-    /// decoding it when it is not cached or is stale, and fetches its first instruction. False when not even one
+    /// decoding it when it is not cached or is stale, and fetches its first instruction (setting <see cref="_nextRip"/>). False when not even one
     /// instruction decodes inside the page (an invalid encoding, or one that continues on the next page): the
     /// caller fetches it the slow way, which raises the fault or decodes across the page.
     /// </summary>
@@ -72,8 +72,11 @@ public sealed partial class Interpreter
         _blockEpoch = _mmu.Tlb.Epoch;
         _blockPage = page;
         _blockGeneration = block.Generation;
-        _insn = block.Instructions[0];
-        _blockNextRip = rip + _insn.Length;
+        ref readonly var first = ref block.Instructions[0];
+        ulong end = rip + first.Length; // from the source: reading _insn right after the copy stalls on the store
+        _blockNextRip = end;
+        _nextRip = end;
+        _insn = first;
         return true;
     }
 

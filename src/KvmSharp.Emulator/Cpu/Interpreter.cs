@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using KvmSharp.Devices.InterruptControllers;
 using KvmSharp.Emulator.Decoding;
 using KvmSharp.Emulator.Execution;
 using KvmSharp.Emulator.Mmu;
@@ -138,11 +139,52 @@ public sealed partial class Interpreter
     /// <summary>Executes one instruction.</summary>
     public StepResult Step()
     {
+        var status = StepCore();
+        return new StepResult(status, status == StepStatus.Exception ? _fault : default);
+    }
+
+    /// <summary>
+    /// The vCPU's batch loop: runs up to <paramref name="maxInstructions"/> instructions and stops after one that does
+    /// not simply execute (halt, fault, I/O stop) or after which the CPU can take a maskable interrupt
+    /// <paramref name="apic"/> holds. The same as <see cref="Step"/> in a loop with that check between steps, without
+    /// a call and a result per instruction.
+    /// </summary>
+    public RunResult RunUntilInterrupt(int maxInstructions, LocalApic apic)
+    {
+        ArgumentNullException.ThrowIfNull(apic);
+        int executed = 0;
+        while (executed < maxInstructions)
+        {
+            var status = StepCore();
+            if (status == StepStatus.Exception)
+            {
+                return new RunResult(StepStatus.Exception, executed, _fault);
+            }
+
+            executed++;
+            if (status != StepStatus.Executed)
+            {
+                return new RunResult(status, executed, default);
+            }
+
+            if (InterruptsEnabled && apic.HasPendingMaskableInterrupt)
+            {
+                break;
+            }
+        }
+
+        return new RunResult(StepStatus.Executed, executed, default);
+    }
+
+    /// <summary>One instruction; on <see cref="StepStatus.Exception"/> the fault is in <see cref="_fault"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private StepStatus StepCore()
+    {
         _mode = _state.Mode;
         bool shadow = _state.InterruptShadow;
         if (!Fetch())
         {
-            return new StepResult(StepStatus.Exception, _fault);
+            return StepStatus.Exception;
         }
 
         if (_mode != CpuMode.Long64)
@@ -154,7 +196,7 @@ public sealed partial class Interpreter
         var status = Execute();
         if (status == StepStatus.Exception)
         {
-            return new StepResult(StepStatus.Exception, _fault);
+            return StepStatus.Exception;
         }
 
         if (shadow)
@@ -169,7 +211,7 @@ public sealed partial class Interpreter
             status = StepStatus.IoStop;
         }
 
-        return new StepResult(status, default);
+        return status;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -178,6 +220,7 @@ public sealed partial class Interpreter
 
     // ---------------------------------------------------------------- fetch
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool Fetch()
     {
         ulong rip = _state.Rip;
@@ -195,15 +238,11 @@ public sealed partial class Interpreter
             return true;
         }
 
-        if (!FetchOutsideBlock(rip))
-        {
-            return false;
-        }
-
-        _nextRip = rip + _insn.Length;
-        return true;
+        return FetchOutsideBlock(rip);
     }
 
+    /// <summary>Fetches into <see cref="_insn"/> and sets <see cref="_nextRip"/> (unmasked) when not inside a block.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private bool FetchOutsideBlock(ulong rip)
     {
         _blockCount = 0;
@@ -248,10 +287,14 @@ public sealed partial class Interpreter
         {
             _insn = entry.Instruction;
             DecodeCacheHits++;
-            return true;
+        }
+        else if (!FetchSlow(linear, physical, available, tag, ref entry))
+        {
+            return false;
         }
 
-        return FetchSlow(linear, physical, available, tag, ref entry);
+        _nextRip = rip + _insn.Length;
+        return true;
     }
 
     /// <summary>
