@@ -213,24 +213,40 @@ public sealed class EmulatorVcpu : IVcpu
                     }
 
                     continue;
-                case StepStatus.Halted:
-                    _halted = true;
-                    return null;
-                case StepStatus.IoStop:
-                    return new VcpuStop(VcpuStopReason.IoRequestedStop);
-                case StepStatus.Exception:
-                    if (!_cpu.DeliverException(result.Exception))
+                default:
+                    if (ContinueAfter(result.Status, result.Exception, out var stop))
                     {
-                        return Shutdown();
+                        continue;
                     }
 
-                    continue;
-                default:
-                    return Shutdown();
+                    return stop;
             }
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// An instruction that did not simply execute: true to go on with the batch (an exception was delivered); false to
+    /// end it with <paramref name="stop"/> (null after HLT: the run loop waits for an interrupt).
+    /// </summary>
+    private bool ContinueAfter(StepStatus status, CpuException exception, out VcpuStop? stop)
+    {
+        stop = null;
+        switch (status)
+        {
+            case StepStatus.Halted:
+                _halted = true;
+                return false;
+            case StepStatus.IoStop:
+                stop = new VcpuStop(VcpuStopReason.IoRequestedStop);
+                return false;
+            case StepStatus.Exception when _cpu.DeliverException(exception):
+                return true;
+            default:
+                stop = Shutdown(); // a triple fault, or a status the CPU does not return
+                return false;
+        }
     }
 
     /// <summary>
@@ -243,26 +259,17 @@ public sealed class EmulatorVcpu : IVcpu
         while (remaining > 0)
         {
             var run = _cpu.RunUntilInterrupt(remaining, apic);
-            switch (run.Status)
+            if (run.Status == StepStatus.Executed)
             {
-                case StepStatus.Executed:
-                    return null; // the batch is done, or an interrupt can be taken at this boundary
-                case StepStatus.Halted:
-                    _halted = true;
-                    return null;
-                case StepStatus.IoStop:
-                    return new VcpuStop(VcpuStopReason.IoRequestedStop);
-                case StepStatus.Exception:
-                    if (!_cpu.DeliverException(run.Exception))
-                    {
-                        return Shutdown();
-                    }
-
-                    remaining -= run.InstructionsExecuted + 1;
-                    continue;
-                default:
-                    return Shutdown();
+                return null; // the batch is done, or an interrupt can be taken at this boundary
             }
+
+            if (!ContinueAfter(run.Status, run.Exception, out var stop))
+            {
+                return stop;
+            }
+
+            remaining -= run.InstructionsExecuted + 1;
         }
 
         return null;
