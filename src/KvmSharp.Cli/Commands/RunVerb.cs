@@ -126,6 +126,11 @@ internal static class RunVerb
                             app.Output.WriteLine(EmulatorSpeedLine(emulated, runTime.Elapsed));
                         }
                     }
+
+                    foreach (string line in pc.Virtio.StatisticsLines())
+                    {
+                        app.Output.WriteLine(line);
+                    }
                 }
 
                 return DemoCommand.Report(app, exit);

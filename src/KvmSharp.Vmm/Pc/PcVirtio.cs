@@ -1,3 +1,4 @@
+using System.Globalization;
 using KvmSharp.Devices.Bus;
 using KvmSharp.Devices.Pci;
 using KvmSharp.Devices.Virtio;
@@ -91,6 +92,34 @@ public sealed class PcVirtio : IDisposable
             pci.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// One line per device for <c>--stats</c>: what it did, and what the guest got wrong (bad requests, malformed
+    /// chains, ring errors, notifications it should not have sent), so a misbehaving driver shows without a debugger.
+    /// </summary>
+    public IEnumerable<string> StatisticsLines()
+    {
+        foreach (var t in _transports)
+        {
+            string slot = string.Create(CultureInfo.InvariantCulture, $"virtio 00:{t.DeviceNumber:x2}.0");
+            string transport = string.Create(CultureInfo.InvariantCulture,
+                $"{t.Notifications:N0} notifications ({t.InvalidNotifications:N0} invalid, {t.NotificationsWithoutBusMaster:N0} without bus master)");
+            yield return t.Device switch
+            {
+                VirtioBlock b => string.Create(CultureInfo.InvariantCulture,
+                    $"{slot} blk: {b.Counters.Reads:N0} reads, {b.Counters.Writes:N0} writes, {b.Counters.Flushes:N0} flushes, " +
+                    $"{b.Counters.Unsupported:N0} unsupported, {b.Counters.BadRequests:N0} bad requests, {b.Counters.HostErrors:N0} host errors; " +
+                    $"{Queues(b.QueueCounters)}; {transport}"),
+                VirtioEntropy e => $"{slot} rng: {Queues(e.QueueCounters)}; {transport}",
+                VirtioConsole c => string.Create(CultureInfo.InvariantCulture,
+                    $"{slot} console: {c.BytesTransmitted:N0} bytes out, {c.BytesReceived:N0} bytes in; {Queues(c.QueueCounters)}; {transport}"),
+                var other => $"{slot} {other.GetType().Name}: {transport}",
+            };
+        }
+
+        static string Queues(VirtQueueCounters q) => string.Create(CultureInfo.InvariantCulture,
+            $"{q.Chains:N0} chains, {q.MalformedChains:N0} malformed, {q.RingErrors:N0} ring errors");
     }
 
     /// <summary>Starts the notification worker (KVM); call before the vCPUs run.</summary>
