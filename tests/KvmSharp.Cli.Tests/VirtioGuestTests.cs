@@ -17,21 +17,12 @@ public sealed class VirtioGuestTests
     [Fact]
     public void DebianGuest_UsesVirtioBlockEntropyAndConsole_OnTheSoftwareCpu()
     {
-        string guest = GuestImages.Directory;
-        Assert.True(File.Exists(Path.Combine(guest, "manifest.txt")), "The default guest is missing: run scripts/build-guest.sh first (.ci/run does).");
-
+        string guest = RequireGuest();
         string dir = System.IO.Directory.CreateTempSubdirectory("kvmsharp-virtio-").FullName;
         try
         {
             // vda: 8 MiB, the first MiB a host pattern; vdb: 1 MiB read-only, all 0x5A.
-            string disk = Path.Combine(dir, "disk.img");
-            byte[] pattern = new byte[1 << 20];
-            new Random(20261204).NextBytes(pattern);
-            using (var file = File.Create(disk))
-            {
-                file.Write(pattern);
-                file.SetLength(8 << 20);
-            }
+            var (disk, pattern) = PatternDisk(dir, 20261204, 8 << 20);
 
             string readOnly = Path.Combine(dir, "ro.img");
             File.WriteAllBytes(readOnly, Enumerable.Repeat((byte)0x5A, 1 << 20).ToArray());
@@ -95,19 +86,11 @@ public sealed class VirtioGuestTests
     {
         // pci=nomsi: Linux's virtio-pci falls back to INTx, which it routes by the DSDT's _PRT (disk: GSI 10, console:
         // GSI 11, level-triggered, "fasteoi"); the shell runs on the virtio console, so every command crosses INTx too.
-        string guest = GuestImages.Directory;
-        Assert.True(File.Exists(Path.Combine(guest, "manifest.txt")), "The default guest is missing: run scripts/build-guest.sh first (.ci/run does).");
+        string guest = RequireGuest();
         string dir = System.IO.Directory.CreateTempSubdirectory("kvmsharp-intx-").FullName;
         try
         {
-            string disk = Path.Combine(dir, "disk.img");
-            byte[] pattern = new byte[1 << 20];
-            new Random(20261205).NextBytes(pattern);
-            using (var file = File.Create(disk))
-            {
-                file.Write(pattern);
-                file.SetLength(4 << 20);
-            }
+            var (disk, pattern) = PatternDisk(dir, 20261205, 4 << 20);
 
             using var session = GuestSession.Start(
                 "run", "--accel", "emulator", "--kernel", Path.Combine(guest, "vmlinux"),
@@ -136,5 +119,24 @@ public sealed class VirtioGuestTests
         {
             System.IO.Directory.Delete(dir, recursive: true);
         }
+    }
+
+    private static string RequireGuest()
+    {
+        string guest = GuestImages.Directory;
+        Assert.True(File.Exists(Path.Combine(guest, "manifest.txt")), "The default guest is missing: run scripts/build-guest.sh first (.ci/run does).");
+        return guest;
+    }
+
+    /// <summary>A raw image of <paramref name="size"/> bytes in <paramref name="dir"/> whose first MiB is seeded random bytes.</summary>
+    private static (string Path, byte[] Pattern) PatternDisk(string dir, int seed, long size)
+    {
+        string disk = Path.Combine(dir, "disk.img");
+        byte[] pattern = new byte[1 << 20];
+        new Random(seed).NextBytes(pattern);
+        using var file = File.Create(disk);
+        file.Write(pattern);
+        file.SetLength(size);
+        return (disk, pattern);
     }
 }
