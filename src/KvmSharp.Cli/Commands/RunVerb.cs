@@ -30,7 +30,7 @@ internal static class RunVerb
 
         // A kernel in no bootable format is the user's input error, whatever the host has: say so before the
         // accelerator is chosen or /dev/kvm is opened. The files are read once, here.
-        PcBootFiles files;
+        PcBootFiles? files;
         try
         {
             files = PcMachineBuilder.ReadBootFiles(config, TimeProvider.System);
@@ -44,10 +44,19 @@ internal static class RunVerb
             return app.Fail(ExitCodes.UsageError, $"Cannot read the kernel or initrd: {e.Message}");
         }
 
+        // The machine build copies the kernel and initrd into guest memory; after that the VMM keeps no copy (the closures
+        // below would otherwise hold the bytes for the whole run: 53 MB for the default vmlinux).
+        PcBootFiles TakeFiles()
+        {
+            var taken = files ?? throw new InvalidOperationException("The kernel and initrd were already loaded.");
+            files = null;
+            return taken;
+        }
+
         var accelerator = ChooseAccelerator(app, config);
         if (accelerator == Accelerator.Emulator)
         {
-            return RunMachine(app, config, showStats, output => PcMachineBuilder.BuildOnEmulator(config, files, output, TimeProvider.System));
+            return RunMachine(app, config, showStats, output => PcMachineBuilder.BuildOnEmulator(config, TakeFiles(), output, TimeProvider.System));
         }
 
         KvmSystem system;
@@ -68,7 +77,7 @@ internal static class RunVerb
                 return app.Fail(ExitCodes.UsageError, $"--cpus {config.Cpus} is more than this host's KVM allows ({maxVcpus} vCPUs per VM).");
             }
 
-            return RunMachine(app, config, showStats, output => PcMachineBuilder.Build(system, config, files, output, TimeProvider.System));
+            return RunMachine(app, config, showStats, output => PcMachineBuilder.Build(system, config, TakeFiles(), output, TimeProvider.System));
         }
     }
 
@@ -106,6 +115,10 @@ internal static class RunVerb
                 return app.Fail(ExitCodes.KvmUnavailable, e.Message);
             }
 
+            // The kernel and initrd arrays (large-object heap: 55 MB for the default vmlinux guest) are garbage now. Collect
+            // once, aggressively, before the guest runs: a plain collection frees them but leaves their pages resident, and
+            // measured at the default guest's shell the VMM then carried 107 MiB outside guest RAM instead of 60.
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             using (pc)
             {
                 var runTime = Stopwatch.StartNew();
