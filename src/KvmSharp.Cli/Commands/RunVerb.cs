@@ -128,6 +128,7 @@ internal static class RunVerb
             {
                 GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             }
+
             using (pc)
             {
                 var runTime = Stopwatch.StartNew();

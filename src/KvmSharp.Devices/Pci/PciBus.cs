@@ -36,7 +36,6 @@ public sealed class PciBus
     private readonly IInterruptSink _interrupts;
     private readonly uint[] _intxGsis;
     private ulong _nextBarAddress;
-    private int _intxAssigned;
     private readonly List<(int Device, uint Gsi)> _intxRoutes = [];
     private long _absentReads;
 
@@ -138,11 +137,11 @@ public sealed class PciBus
 
         IIrqLine? intx = null;
         byte line = PciRegisters.InterruptLineUnknown;
-        if (function.UsesIntx)
+        uint? gsi = function.UsesIntx ? _intxGsis[_intxRoutes.Count % _intxGsis.Length] : null;
+        if (gsi is { } pinGsi)
         {
-            uint gsi = _intxGsis[_intxAssigned % _intxGsis.Length];
-            intx = new GsiIrqLine(_interrupts, gsi);
-            line = gsi < PciRegisters.InterruptLineUnknown ? (byte)gsi : PciRegisters.InterruptLineUnknown;
+            intx = new GsiIrqLine(_interrupts, pinGsi);
+            line = pinGsi < PciRegisters.InterruptLineUnknown ? (byte)pinGsi : PciRegisters.InterruptLineUnknown;
         }
 
         function.Attach(device, _mmio, intx, line);
@@ -155,10 +154,9 @@ public sealed class PciBus
         }
 
         function.EnableMemoryDecoding();
-        if (function.UsesIntx)
+        if (gsi is { } wired)
         {
-            _intxRoutes.Add((device, _intxGsis[_intxAssigned % _intxGsis.Length]));
-            _intxAssigned++;
+            _intxRoutes.Add((device, wired));
         }
 
         _nextBarAddress = next;

@@ -182,6 +182,7 @@ public sealed class EmulatorVcpu : IVcpu
         {
             return RunBatchUntilInterrupt(apic);
         }
+
         for (int i = 0; i < BatchSize; i++)
         {
             if (debugging && _breakpointCount > 0 && AtBreakpoint())
@@ -207,7 +208,7 @@ public sealed class EmulatorVcpu : IVcpu
             {
                 case StepStatus.Executed:
                     // An interrupt that became deliverable (STI, POPF, an EOI unmasking a lower one) is taken at the next boundary.
-                    if (_cpu.InterruptsEnabled && (_apic?.HasPendingMaskableInterrupt ?? _interrupts.HasPendingInterrupt))
+                    if (_cpu.InterruptsEnabled && _interrupts.HasPendingInterrupt)
                     {
                         return null;
                     }

@@ -149,6 +149,9 @@ public sealed partial class Interpreter
     // different 64 KiB blocks does not always collide.
     private int DecodeCacheIndex(ulong physical) => (int)(physical ^ (physical >> 16) ^ (physical >> 29)) & _decodeCacheMask;
 
+    /// <summary>The key of code decoded at <paramref name="physical"/> in <paramref name="mode"/> (never 0, the empty tag).</summary>
+    private static ulong DecodeTag(ulong physical, CpuMode mode) => physical | ((ulong)(mode + 1) << 56);
+
     private void InvalidateDecodedPage(ulong page)
     {
         _pageGeneration[page]++;

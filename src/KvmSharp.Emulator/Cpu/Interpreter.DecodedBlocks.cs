@@ -48,7 +48,7 @@ public sealed partial class Interpreter
     private unsafe bool EnterBlock(ulong rip, ulong physical, nint host)
     {
         ulong page = physical >> 12;
-        ulong tag = physical | ((ulong)(CpuMode.Long64 + 1) << 56);
+        ulong tag = DecodeTag(physical, CpuMode.Long64);
         int slot = (int)(physical ^ (physical >> 13) ^ (physical >> 27)) & _blockMask;
         var block = _blocks[slot];
         if (block is null || block.Tag != tag || block.Generation != _pageGeneration[page]
@@ -95,7 +95,6 @@ public sealed partial class Interpreter
                 break; // invalid, or continues on the next page: the slow path handles it when execution gets there
             }
 
-            code.Slice(offset, insn.Length).CopyTo(block.Bytes.AsSpan(offset));
             offset += insn.Length;
             count++;
             if (EndsBlock(insn.Op))
@@ -110,6 +109,7 @@ public sealed partial class Interpreter
             return false;
         }
 
+        code[..offset].CopyTo(block.Bytes);
         block.Tag = tag;
         block.Count = count;
         block.ByteLength = offset;

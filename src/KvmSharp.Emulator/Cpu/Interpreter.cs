@@ -279,7 +279,7 @@ public sealed partial class Interpreter
         }
 
         // Decoded-instruction cache: hit when this physical address was decoded in this mode and its page has not been written since.
-        ulong tag = physical | ((ulong)(_mode + 1) << 56);
+        ulong tag = DecodeTag(physical, _mode);
         ref var entry = ref _decodeCache[DecodeCacheIndex(physical)];
         ulong page = physical >> 12;
         if (entry.Tag == tag && host != 0 && page < (ulong)_pageGeneration.Length && entry.Generation == _pageGeneration[page]

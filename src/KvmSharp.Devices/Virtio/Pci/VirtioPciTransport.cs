@@ -183,10 +183,12 @@ public sealed class VirtioPciTransport : PciFunction
         {
             lock (Sync)
             {
-                return (Config.GetWord(PciRegisters.Command) & PciRegisters.CommandBusMaster) != 0;
+                return BusMasterEnabledLocked;
             }
         }
     }
+
+    private bool BusMasterEnabledLocked => (Config.GetWord(PciRegisters.Command) & PciRegisters.CommandBusMaster) != 0;
 
     /// <summary>Notifications passed to the device.</summary>
     public long Notifications => Interlocked.Read(ref _notifications);
@@ -274,7 +276,7 @@ public sealed class VirtioPciTransport : PciFunction
         bool busMaster;
         lock (Sync)
         {
-            busMaster = BusMasterEnabled;
+            busMaster = BusMasterEnabledLocked;
             live = busMaster && (uint)queue < (uint)_queues.Length && _activated && _queues[queue].Enabled;
         }
 
