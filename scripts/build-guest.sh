@@ -10,6 +10,10 @@
 #                      note XEN_ELFNOTE_PHYS32_ENTRY, type 18)
 #   initramfs.cpio.gz  busybox-static + applet links, /dev nodes, the kernel's virtio modules,
 #                      and an /init that loads them, prints KVMSHARP-GUEST-READY and runs a shell
+#   kvm-host-initramfs.cpio.gz
+#                      the nested KVM host's initramfs (scripts/with-kvm.sh): busybox, kvm, kvm-amd,
+#                      kvm-intel, virtio-pci, virtio-console, fuse and virtiofs, and an /init that
+#                      chroots into the host's / shared over virtiofs and runs one job there
 #   manifest.txt       package versions, sha256 sums, PVH entry point
 #
 # The packages are fetched with `apt-get download` and unpacked with `dpkg-deb -x` into a
@@ -24,6 +28,8 @@ BUSYBOX_PKG=busybox-static
 MARKER=KVMSHARP-GUEST-READY
 # Modules to load, in the order requested; dependencies from modules.dep are loaded first.
 MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio_rng"
+# The nested KVM host's modules (ENVIRONMENT.md gives the order; dependencies are resolved the same way).
+KVM_HOST_MODULES="irqbypass kvm kvm_amd kvm_intel virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console fuse virtiofs"
 
 FORCE=0
 UPDATE=0
@@ -91,19 +97,19 @@ BB_VER=$(candidate "$BUSYBOX_PKG")
 mkdir -p "$OUT"
 MAN="$OUT/manifest.txt"
 if [ "$FORCE" -eq 0 ] && [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/vmlinux" ] \
-   && [ -s "$OUT/initramfs.cpio.gz" ] && [ -s "$MAN" ] \
+   && [ -s "$OUT/initramfs.cpio.gz" ] && [ -s "$OUT/kvm-host-initramfs.cpio.gz" ] && [ -s "$MAN" ] \
    && grep -qx "kernel-package: $KPKG $KVER_PKG" "$MAN" \
    && grep -qx "busybox-package: $BUSYBOX_PKG $BB_VER" "$MAN" \
    && grep -qx "recipe-sha256: $SCRIPT_SHA" "$MAN"; then
     ok=1
-    for f in vmlinuz vmlinux initramfs.cpio.gz; do
+    for f in vmlinuz vmlinux initramfs.cpio.gz kvm-host-initramfs.cpio.gz; do
         want=$(awk -v f="$f" '$1 == "sha256" && $3 == f {print $2}' "$MAN")
         [ -n "$want" ] && [ "$(sha256sum "$OUT/$f" | cut -d' ' -f1)" = "$want" ] || ok=0
     done
     if [ "$ok" -eq 1 ]; then
         log "up to date ($KPKG $KVER_PKG, $BUSYBOX_PKG $BB_VER); use --force to rebuild"
         echo "guest files in $OUT:"
-        for f in vmlinuz vmlinux initramfs.cpio.gz manifest.txt; do echo "  $OUT/$f"; done
+        for f in vmlinuz vmlinux initramfs.cpio.gz kvm-host-initramfs.cpio.gz manifest.txt; do echo "  $OUT/$f"; done
         exit 0
     fi
     log "outputs do not match the manifest; rebuilding"
@@ -160,7 +166,7 @@ GOT_SIZE=$(stat -c %s "$WORK/vmlinux")
 
 # ELF64, x86-64, with a PT_NOTE holding the Xen PVH entry note (type 18).
 [ "$(od -An -t x1 -N 5 "$WORK/vmlinux" | tr -d ' \n')" = "7f454c4602" ] || die "vmlinux is not ELF64"
-readelf -lW "$WORK/vmlinux" | grep -q '^ *NOTE ' || die "vmlinux has no PT_NOTE segment"
+readelf -lW "$WORK/vmlinux" | grep '^ *NOTE ' >/dev/null || die "vmlinux has no PT_NOTE segment"
 # binutils 2.40 prints "Unknown note type: (0x00000012)"; newer ones name it.
 PVH_LINE=$(readelf -nW "$WORK/vmlinux" | grep -A1 -E '^[[:space:]]*Xen[[:space:]]+0x[0-9a-f]+[[:space:]]+(XEN_ELFNOTE_PHYS32_ENTRY|.*\(0x00000012\))' || true)
 [ -n "$PVH_LINE" ] || die "vmlinux has no Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY, type 18)"
@@ -182,9 +188,29 @@ modpath() {
 }
 moddeps() { awk -F: -v p="$1" '$1 == p { print $2; exit }' "$DEP"; }
 
-ORDERED=()      # relative paths, dependencies first
-MISSING=()
-declare -A SEEN=()
+
+# Resolves a module list ($1) into ORDERED (paths relative to $MODDIR, dependencies first) and
+# MISSING (names neither in the package nor built in).
+resolve_modules() {
+    local m p
+    ORDERED=()
+    MISSING=()
+    SEEN=()
+    for m in $1; do
+        p=$(modpath "$m")
+        if [ -z "$p" ]; then
+            if grep -E "/${m//_/[_-]}\.ko$" "$MODDIR/modules.builtin" >/dev/null 2>&1; then
+                log "module $m is built into the kernel"
+            else
+                log "warning: module $m not found in $KPKG"; MISSING+=("$m")
+            fi
+            continue
+        fi
+        visit "$p"
+    done
+}
+declare -a ORDERED MISSING
+declare -A SEEN
 visit() {
     local p="$1" d
     [ -n "${SEEN[$p]:-}" ] && return 0
@@ -192,55 +218,79 @@ visit() {
     for d in $(moddeps "$p"); do visit "$d"; done
     ORDERED+=("$p")
 }
-for m in $MODULES; do
-    p=$(modpath "$m")
-    if [ -z "$p" ]; then
-        if grep -qE "/${m//_/[_-]}\.ko$" "$MODDIR/modules.builtin" 2>/dev/null; then
-            log "module $m is built into the kernel"
-        else
-            log "warning: module $m not found in $KPKG"; MISSING+=("$m")
-        fi
-        continue
+
+# ---------------------------------------------------------------- initramfs trees
+# A busybox root with applet links and the modules in ORDERED, listed in etc/kvmsharp-modules in load order.
+make_busybox_root() {
+    local root="$1" p src name m
+    mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,mnt,lib/modules/"$KREL"}
+    chmod 1777 "$root/tmp"
+    cp "$BUSYBOX" "$root/bin/busybox"
+    chmod 755 "$root/bin/busybox"
+    # busybox --install -s without a chroot: one symlink per applet it lists.
+    "$root/bin/busybox" --list-full | while read -r applet; do
+        [ -n "$applet" ] || continue
+        [ "$applet" = "bin/busybox" ] && continue
+        mkdir -p "$root/$(dirname "$applet")"
+        [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+    done
+    : > "$root/etc/kvmsharp-modules"
+    for p in "${ORDERED[@]}"; do
+        src="$MODDIR/$p"
+        name=$(basename "$p")
+        case "$name" in
+            *.ko.xz)  xz -dc "$src"   > "$root/lib/modules/$KREL/${name%.xz}";  name=${name%.xz} ;;
+            *.ko.gz)  gzip -dc "$src" > "$root/lib/modules/$KREL/${name%.gz}";  name=${name%.gz} ;;
+            *.ko.zst) zstd -dc "$src" > "$root/lib/modules/$KREL/${name%.zst}"; name=${name%.zst} ;;
+            *)        cp "$src" "$root/lib/modules/$KREL/$name" ;;
+        esac
+        echo "$name" >> "$root/etc/kvmsharp-modules"
+    done
+    for m in "${MISSING[@]}"; do echo "missing:$m" >> "$root/etc/kvmsharp-modules"; done
+    # A flat modules.dep for the copied modules (busybox modprobe can use it).
+    for p in "${ORDERED[@]}"; do
+        local line d
+        line="$(basename "${p%.xz}"):"
+        for d in $(moddeps "$p"); do line="$line $(basename "${d%.xz}")"; done
+        echo "$line"
+    done > "$root/lib/modules/$KREL/modules.dep"
+    echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
+    echo "root:x:0:" > "$root/etc/group"
+}
+
+# Device nodes: made with mknod as root, or under fakeroot otherwise; cpio records them as
+# char-device entries owned by root.
+cat > "$WORK/pack.sh" <<'EOF'
+set -eu
+cd "$1"
+mknod -m 600 dev/console c 5 1
+mknod -m 666 dev/null    c 1 3
+mknod -m 666 dev/zero    c 1 5
+mknod -m 666 dev/tty     c 5 0
+mknod -m 660 dev/ttyS0   c 4 64
+mknod -m 660 dev/hvc0    c 229 0
+mknod -m 444 dev/random  c 1 8
+mknod -m 444 dev/urandom c 1 9
+mknod -m 660 dev/kmsg    c 1 11
+find . -mindepth 1 -exec touch -h -d @0 {} +
+find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet | gzip -9n > "$2"
+EOF
+pack_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        sh "$WORK/pack.sh" "$1" "$2"
+    else
+        fakeroot sh "$WORK/pack.sh" "$1" "$2"
     fi
-    visit "$p"
-done
+    # grep reads the whole listing: with pipefail, an early exit (grep -q) would kill cpio with SIGPIPE.
+    gzip -dc "$2" | cpio -it --quiet 2>/dev/null | grep -x 'dev/console' >/dev/null \
+        || die "$(basename "$2") has no dev/console"
+}
 
-# ---------------------------------------------------------------- initramfs tree
+# ---------------------------------------------------------------- the guest's initramfs
+resolve_modules "$MODULES"
 ROOT="$WORK/initramfs"
-mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,mnt,lib/modules/"$KREL"}
-chmod 1777 "$ROOT/tmp"
-cp "$BUSYBOX" "$ROOT/bin/busybox"
-chmod 755 "$ROOT/bin/busybox"
-# busybox --install -s without a chroot: one symlink per applet it lists.
-"$ROOT/bin/busybox" --list-full | while read -r applet; do
-    [ -n "$applet" ] || continue
-    [ "$applet" = "bin/busybox" ] && continue
-    dir=$(dirname "$applet")
-    mkdir -p "$ROOT/$dir"
-    [ -e "$ROOT/$applet" ] || ln -s /bin/busybox "$ROOT/$applet"
-done
-
-LOADLIST="$ROOT/etc/kvmsharp-modules"
-: > "$LOADLIST"
-for p in "${ORDERED[@]}"; do
-    src="$MODDIR/$p"
-    name=$(basename "$p")
-    case "$name" in
-        *.ko.xz)  xz -dc "$src"   > "$ROOT/lib/modules/$KREL/${name%.xz}";  name=${name%.xz} ;;
-        *.ko.gz)  gzip -dc "$src" > "$ROOT/lib/modules/$KREL/${name%.gz}";  name=${name%.gz} ;;
-        *.ko.zst) zstd -dc "$src" > "$ROOT/lib/modules/$KREL/${name%.zst}"; name=${name%.zst} ;;
-        *)        cp "$src" "$ROOT/lib/modules/$KREL/$name" ;;
-    esac
-    echo "$name" >> "$LOADLIST"
-done
-for m in "${MISSING[@]}"; do echo "missing:$m" >> "$LOADLIST"; done
-# A flat modules.dep for the copied modules (busybox modprobe can use it).
-for p in "${ORDERED[@]}"; do
-    line="$(basename "${p%.xz}"):"
-    for d in $(moddeps "$p"); do line="$line $(basename "${d%.xz}")"; done
-    echo "$line"
-done > "$ROOT/lib/modules/$KREL/modules.dep"
-
+make_busybox_root "$ROOT"
+GUEST_MODULES=$(tr '\n' ' ' < "$ROOT/etc/kvmsharp-modules" | sed 's/ $//')
 cat > "$ROOT/init" <<EOF
 #!/bin/sh
 # KvmSharp default guest init (generated by scripts/build-guest.sh).
@@ -282,39 +332,72 @@ cat > "$ROOT/etc/profile" <<'EOF'
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 PS1='guest# '
 EOF
-echo "root:x:0:0:root:/root:/bin/sh" > "$ROOT/etc/passwd"
-echo "root:x:0:" > "$ROOT/etc/group"
+pack_root "$ROOT" "$WORK/initramfs.cpio.gz"
 
-# Device nodes: made with mknod as root, or under fakeroot otherwise; cpio records them as
-# char-device entries owned by root.
-cat > "$WORK/pack.sh" <<'EOF'
-set -eu
-cd "$1"
-mknod -m 600 dev/console c 5 1
-mknod -m 666 dev/null    c 1 3
-mknod -m 666 dev/zero    c 1 5
-mknod -m 666 dev/tty     c 5 0
-mknod -m 660 dev/ttyS0   c 4 64
-mknod -m 660 dev/hvc0    c 229 0
-mknod -m 444 dev/random  c 1 8
-mknod -m 444 dev/urandom c 1 9
-mknod -m 660 dev/kmsg    c 1 11
-find . -mindepth 1 -exec touch -h -d @0 {} +
-find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet | gzip -9n > "$2"
+# ---------------------------------------------------------------- the nested KVM host's initramfs
+# scripts/with-kvm.sh boots this kernel with it under QEMU's software CPU (-cpu max emulates AMD SVM with
+# nested paging): /init loads KVM and virtiofs, mounts the host's / (shared by virtiofsd, tag "host"),
+# chroots into it and runs the job script named by kvmsharp.job= on the kernel command line, its stdout
+# and stderr on the virtio-serial ports org.kvmsharp.stdout and org.kvmsharp.stderr; then it powers off.
+resolve_modules "$KVM_HOST_MODULES"
+HROOT="$WORK/kvm-host"
+make_busybox_root "$HROOT"
+KVM_HOST_LOADED=$(tr '\n' ' ' < "$HROOT/etc/kvmsharp-modules" | sed 's/ $//')
+cat > "$HROOT/init" <<'EOF'
+#!/bin/sh
+# KvmSharp nested KVM host init (generated by scripts/build-guest.sh; driven by scripts/with-kvm.sh).
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+say() { echo "kvm-host: $*" > /dev/kmsg; echo "kvm-host: $*"; }
+moddir=/lib/modules/$(uname -r)
+while read -r m; do
+    case "$m" in
+        missing:*) ;;
+        kvm-intel.ko) grep -qw vmx /proc/cpuinfo && insmod "$moddir/$m" ;;
+        kvm-amd.ko) grep -qw svm /proc/cpuinfo && insmod "$moddir/$m" ;;
+        *) insmod "$moddir/$m" || say "insmod $m failed" ;;
+    esac
+done < /etc/kvmsharp-modules
+job=$(sed -n 's/.*kvmsharp\.job=\([^ ]*\).*/\1/p' /proc/cmdline)
+fail() { say "$*"; [ -n "$job" ] && [ -d "/host$job" ] && echo "$*" > "/host$job/setup-error"; sync; poweroff -f; }
+[ -n "$job" ] || fail "no kvmsharp.job= on the kernel command line"
+[ -c /dev/kvm ] || fail "no /dev/kvm after loading kvm (is nested virtualization offered? QEMU needs -cpu max)"
+out= err=
+for p in /sys/class/virtio-ports/*; do
+    case "$(cat "$p/name" 2>/dev/null)" in
+        org.kvmsharp.stdout) out=/dev/${p##*/} ;;
+        org.kvmsharp.stderr) err=/dev/${p##*/} ;;
+    esac
+done
+[ -n "$out" ] && [ -n "$err" ] || fail "virtio-serial ports org.kvmsharp.stdout/stderr not found"
+mkdir -p /host
+mount -t virtiofs host /host || fail "mounting the host's / over virtiofs failed"
+[ -f "/host$job/run.sh" ] || fail "job script $job/run.sh not found on the host"
+mount -t proc proc /host/proc
+mount -t sysfs sysfs /host/sys
+mount -t devtmpfs devtmpfs /host/dev
+mkdir -p /host/dev/pts /host/dev/shm
+mount -t devpts devpts /host/dev/pts
+mount -t tmpfs tmpfs /host/dev/shm
+ip link set lo up 2>/dev/null
+say "running $job/run.sh"
+chroot /host /bin/bash "$job/run.sh" </dev/null >"$out" 2>"$err"
+say "job ended with status $?"
+sync
+poweroff -f
 EOF
-if [ "$(id -u)" -eq 0 ]; then
-    sh "$WORK/pack.sh" "$ROOT" "$WORK/initramfs.cpio.gz"
-else
-    fakeroot sh "$WORK/pack.sh" "$ROOT" "$WORK/initramfs.cpio.gz"
-fi
-gzip -dc "$WORK/initramfs.cpio.gz" | cpio -it --quiet 2>/dev/null | grep -qx 'dev/console' \
-    || die "initramfs has no dev/console"
+chmod 755 "$HROOT/init"
+pack_root "$HROOT" "$WORK/kvm-host-initramfs.cpio.gz"
 
 # ---------------------------------------------------------------- install outputs + manifest
+OUTPUTS="vmlinuz vmlinux initramfs.cpio.gz kvm-host-initramfs.cpio.gz"
 cp "$KVMLINUZ" "$OUT/vmlinuz.new"
 mv "$WORK/vmlinux" "$OUT/vmlinux.new"
 mv "$WORK/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz.new"
-for f in vmlinuz vmlinux initramfs.cpio.gz; do mv -f "$OUT/$f.new" "$OUT/$f"; done
+mv "$WORK/kvm-host-initramfs.cpio.gz" "$OUT/kvm-host-initramfs.cpio.gz.new"
+for f in $OUTPUTS; do mv -f "$OUT/$f.new" "$OUT/$f"; done
 
 {
     echo "# KvmSharp default guest, built by scripts/build-guest.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -325,16 +408,17 @@ for f in vmlinuz vmlinux initramfs.cpio.gz; do mv -f "$OUT/$f.new" "$OUT/$f"; do
     echo "pvh-entry: $PVH_ENTRY"
     echo "vmlinuz-setup-sects: $SETUP_SECTS"
     echo "ready-marker: $MARKER"
-    echo "modules: $(tr '\n' ' ' < "$LOADLIST" | sed 's/ $//')"
+    echo "modules: $GUEST_MODULES"
+    echo "kvm-host-modules: $KVM_HOST_LOADED"
     echo "deb-sha256: $(sha256sum "$KDEB" | cut -d' ' -f1) $(basename "$KDEB")"
     echo "deb-sha256: $(sha256sum "$BDEB" | cut -d' ' -f1) $(basename "$BDEB")"
-    for f in vmlinuz vmlinux initramfs.cpio.gz; do
+    for f in $OUTPUTS; do
         echo "sha256 $(sha256sum "$OUT/$f" | cut -d' ' -f1) $f $(stat -c %s "$OUT/$f")"
     done
 } > "$MAN.new"
 mv -f "$MAN.new" "$MAN"
 
 echo "guest files in $OUT:"
-for f in vmlinuz vmlinux initramfs.cpio.gz manifest.txt; do
+for f in $OUTPUTS manifest.txt; do
     printf '  %-40s %10s bytes\n' "$OUT/$f" "$(stat -c %s "$OUT/$f")"
 done

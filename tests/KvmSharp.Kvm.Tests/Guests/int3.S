@@ -1,3 +1,0 @@
-.code64
-    int3
-    hlt
