@@ -11,6 +11,9 @@ public sealed unsafe class KvmSystem : IDisposable
 
     private readonly FileDescriptor _fd;
 
+    private readonly Lock _probeLock = new();
+    private bool? _hardwareBreakpointsTrap;
+
     private KvmSystem(FileDescriptor fd, string path)
     {
         _fd = fd;
@@ -92,6 +95,22 @@ public sealed unsafe class KvmSystem : IDisposable
                     KvmUnavailableReason.DeviceError,
                     $"Cannot open '{path}': {Errno.Describe(e.Errno)}."),
             };
+        }
+    }
+
+    /// <summary>
+    /// Whether execute breakpoints in DR0-DR3 trap on this host (probed once, with a three-instruction guest, the first
+    /// time it is asked). False under QEMU's emulated SVM; <see cref="KvmVcpu.SetGuestDebug"/> then emulates them.
+    /// </summary>
+    public bool HardwareBreakpointsTrap
+    {
+        get
+        {
+            lock (_probeLock)
+            {
+                _hardwareBreakpointsTrap ??= HardwareBreakpointProbe.BreakpointsTrap(this);
+                return _hardwareBreakpointsTrap.Value;
+            }
         }
     }
 

@@ -31,6 +31,11 @@ public sealed unsafe class KvmVcpu : IVcpu
     // Interrupt injection for VMs without the in-kernel irqchip: -1 when nothing is queued.
     private int _queuedVector = -1;
 
+    // Breakpoints emulated by single-stepping (SetGuestDebug), or null; whether the caller also asked for single-steps.
+    private const ulong Dr6Fixed = 0xFFFF_0FF0;
+    private ulong[]? _emulatedBreakpoints;
+    private bool _steppingForUser;
+
     internal KvmVcpu(KvmVm vm, int index, FileDescriptor fd, int mmapSize)
     {
         _vm = vm;
@@ -158,6 +163,17 @@ public sealed unsafe class KvmVcpu : IVcpu
 
                 case KvmConstants.KVM_EXIT_DEBUG:
                     _statistics.Increment(ExitKind.Debug);
+                    if (_emulatedBreakpoints is not null && run->debug.exception == 1)
+                    {
+                        var stop = EmulatedBreakpointStop(run->debug.pc, run->debug.dr6);
+                        if (stop is null)
+                        {
+                            break;
+                        }
+
+                        return stop.Value;
+                    }
+
                     return new VcpuStop(VcpuStopReason.Debug)
                     {
                         DebugPc = run->debug.pc,
@@ -413,20 +429,56 @@ public sealed unsafe class KvmVcpu : IVcpu
     }
 
     /// <summary>KVM_GET_CPUID2: the CPUID table last set on this vCPU.</summary>
+    /// <remarks>
+    /// Kernels before 6.2 (Debian 12's 6.1 among them) report the entry count only with E2BIG, and copy nothing back to
+    /// userspace then: a successful call leaves <c>nent</c> as passed. Such a call fails with E2BIG exactly when
+    /// <c>nent</c> is below the table's size, so the smallest <c>nent</c> that succeeds is the size. Newer kernels set
+    /// <c>nent</c> on success, which ends the search at the first call.
+    /// </remarks>
     public CpuidEntry[] GetCpuid()
     {
-        int capacity = 256;
-        int bytes = sizeof(kvm_cpuid2) + (capacity * sizeof(kvm_cpuid_entry2));
+        const int MaxEntries = 256; // KVM_MAX_CPUID_ENTRIES
+        int bytes = sizeof(kvm_cpuid2) + (MaxEntries * sizeof(kvm_cpuid_entry2));
         byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)bytes);
         try
         {
-            ((kvm_cpuid2*)buffer)->nent = (uint)capacity;
-            // SAFETY: buffer holds the header and `capacity` entries; the kernel writes at most nent.
-            Ioctl.Invoke(_fd, KvmIoctls.KVM_GET_CPUID2, (nint)buffer, "KVM_GET_CPUID2");
-            int n = (int)((kvm_cpuid2*)buffer)->nent;
+            int count = TryGetCpuid(buffer, MaxEntries);
+            if (count < 0)
+            {
+                throw new KvmException("KVM_GET_CPUID2", -count);
+            }
+
+            if (count == MaxEntries)
+            {
+                int low = 0, high = MaxEntries; // the size is in [low, high]: high succeeds
+                while (low < high)
+                {
+                    int middle = (low + high) / 2;
+                    int rc = TryGetCpuid(buffer, middle);
+                    if (rc == -Errno.E2BIG)
+                    {
+                        low = middle + 1;
+                    }
+                    else if (rc < 0)
+                    {
+                        throw new KvmException("KVM_GET_CPUID2", -rc);
+                    }
+                    else
+                    {
+                        high = Math.Min(middle, rc);
+                    }
+                }
+
+                count = TryGetCpuid(buffer, low);
+                if (count < 0)
+                {
+                    throw new KvmException("KVM_GET_CPUID2", -count);
+                }
+            }
+
             var raw = (kvm_cpuid_entry2*)(buffer + sizeof(kvm_cpuid2));
-            var result = new CpuidEntry[n];
-            for (int i = 0; i < n; i++)
+            var result = new CpuidEntry[count];
+            for (int i = 0; i < count; i++)
             {
                 result[i] = CpuidEntry.FromKernel(raw[i]);
             }
@@ -439,6 +491,22 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
     }
 
+    /// <summary>One KVM_GET_CPUID2 with room for <paramref name="capacity"/> entries: the nent it returns, or -errno.</summary>
+    private int TryGetCpuid(byte* buffer, int capacity)
+    {
+        ((kvm_cpuid2*)buffer)->nent = (uint)capacity;
+        // SAFETY: buffer holds the header and at least `capacity` entries; the kernel writes at most nent.
+        int rc = Ioctl.TryInvoke(_fd, KvmIoctls.KVM_GET_CPUID2, (nint)buffer);
+        return rc < 0 ? rc : (int)Math.Min(((kvm_cpuid2*)buffer)->nent, (uint)capacity);
+    }
+
+    /// <summary>
+    /// KVM_SET_GUEST_DEBUG: single-step, and up to four execute breakpoints at linear addresses, which stop the vCPU
+    /// before the instruction runs. Where the host's breakpoint registers do not trap (<see
+    /// cref="KvmSystem.HardwareBreakpointsTrap"/>), the breakpoints are emulated: KVM single-steps the guest and
+    /// <see cref="Run"/> returns only at an address in the list (DR6 then has that breakpoint's B bit, as hardware
+    /// sets it). An emulated breakpoint at the address where Run resumes does not trap again, as if RFLAGS.RF were set.
+    /// </summary>
     public void SetGuestDebug(bool singleStep, ReadOnlySpan<ulong> breakpoints)
     {
         if (breakpoints.Length > 4)
@@ -446,6 +514,21 @@ public sealed unsafe class KvmVcpu : IVcpu
             throw new ArgumentException("x86 has four hardware breakpoints.", nameof(breakpoints));
         }
 
+        if (breakpoints.Length > 0 && !_vm.System.HardwareBreakpointsTrap)
+        {
+            ApplyGuestDebug(singleStep: true, []);
+            _emulatedBreakpoints = breakpoints.ToArray();
+            _steppingForUser = singleStep;
+            return;
+        }
+
+        ApplyGuestDebug(singleStep, breakpoints);
+        _emulatedBreakpoints = null;
+    }
+
+    /// <summary>The KVM_SET_GUEST_DEBUG call itself, with DR0-DR3 and DR7 for <paramref name="breakpoints"/>.</summary>
+    internal void ApplyGuestDebug(bool singleStep, ReadOnlySpan<ulong> breakpoints)
+    {
         var debug = default(kvm_guest_debug);
         if (singleStep || breakpoints.Length > 0)
         {
@@ -472,6 +555,27 @@ public sealed unsafe class KvmVcpu : IVcpu
 
         // SAFETY: the kernel reads sizeof(kvm_guest_debug) bytes from a stack local.
         Ioctl.Invoke(_fd, KvmIoctls.KVM_SET_GUEST_DEBUG, (nint)(&debug), "KVM_SET_GUEST_DEBUG");
+    }
+
+    /// <summary>
+    /// A single-step exit while breakpoints are emulated: the stop to return, or null to keep running (a step that
+    /// landed on no breakpoint and the caller did not ask for single-steps).
+    /// </summary>
+    private VcpuStop? EmulatedBreakpointStop(ulong pc, ulong dr6)
+    {
+        int hit = Array.IndexOf(_emulatedBreakpoints!, pc);
+        if (hit < 0 && !_steppingForUser)
+        {
+            return null;
+        }
+
+        if (hit >= 0)
+        {
+            // DR6 for an instruction breakpoint: the reserved-as-one bits and Bn; BS only if a single-step was asked for.
+            dr6 = (_steppingForUser ? dr6 : Dr6Fixed) | (1UL << hit);
+        }
+
+        return new VcpuStop(VcpuStopReason.Debug) { DebugPc = pc, DebugException = 1, DebugDr6 = dr6 };
     }
 
     /// <summary>KVM_TRANSLATE: walks the guest's page tables for a linear address.</summary>
