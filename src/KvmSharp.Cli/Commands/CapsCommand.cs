@@ -91,10 +91,26 @@ internal static class CapsCommand
                 return app.Fail(ExitCodes.KvmUnavailable, KvmSystem.MissingCapabilityMessage(devicePath, missing));
             }
 
+            Row(o, "Breakpoints", DescribeBreakpoints(system));
             Row(o, "Usable", host.Module == KvmModuleKind.Pvm
                 ? "yes, but guest kernel code is emulated by kvm_pvm (~1000x slower); Linux guests need the software CPU here"
                 : "yes");
             return ExitCodes.Success;
+        }
+    }
+
+    /// <summary>Whether DR0-DR3 breakpoints set through KVM trap here (a three-instruction probe guest).</summary>
+    private static string DescribeBreakpoints(KvmSystem system)
+    {
+        try
+        {
+            return system.HardwareBreakpointsTrap
+                ? "DR0-DR3 trap in the guest"
+                : "DR0-DR3 do not trap in the guest here (the host's SVM or VT-x is emulated, e.g. by QEMU); KvmSharp emulates them by single-stepping";
+        }
+        catch (KvmException e)
+        {
+            return $"not probed: {e.Message}";
         }
     }
 

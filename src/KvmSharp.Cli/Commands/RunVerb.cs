@@ -55,20 +55,19 @@ internal static class RunVerb
 
         long bootFileBytes = files.Request.Kernel.LongLength + (files.Request.Initrd?.LongLength ?? 0);
 
-        var accelerator = ChooseAccelerator(app, config);
-        if (accelerator == Accelerator.Emulator)
-        {
-            return RunMachine(app, config, showStats, bootFileBytes, output => PcMachineBuilder.BuildOnEmulator(config, TakeFiles(), output, TimeProvider.System));
-        }
-
-        KvmSystem system;
+        KvmSystem? system;
         try
         {
-            system = KvmSystem.Open(config.KvmDevicePath);
+            system = OpenAccelerator(app, config);
         }
         catch (KvmUnavailableException e)
         {
             return app.Fail(ExitCodes.KvmUnavailable, e.Message);
+        }
+
+        if (system is null)
+        {
+            return RunMachine(app, config, showStats, bootFileBytes, output => PcMachineBuilder.BuildOnEmulator(config, TakeFiles(), output, TimeProvider.System));
         }
 
         using (system)
@@ -217,34 +216,46 @@ internal static class RunVerb
     }
 
     /// <summary>
-    /// The backend to use. <c>auto</c> takes KVM where it can run a guest kernel and the software CPU where
-    /// /dev/kvm is missing or is PVM (which cannot finish booting a stock kernel), and says which and why.
+    /// The backend to use: the opened KVM device, or null for the software CPU. <c>auto</c> takes KVM where it can run a
+    /// guest kernel (kvm_intel, kvm_amd) and the software CPU where /dev/kvm is missing, cannot be opened or used, or is
+    /// kvm_pvm (which cannot finish booting a stock kernel), and says which it took and what it found. <c>kvm</c> opens
+    /// KVM or throws <see cref="KvmUnavailableException"/>.
     /// </summary>
-    private static Accelerator ChooseAccelerator(CliApp app, VmConfig config)
+    private static KvmSystem? OpenAccelerator(CliApp app, VmConfig config)
     {
-        if (config.Accelerator != Accelerator.Auto)
+        if (config.Accelerator == Accelerator.Emulator)
         {
-            return config.Accelerator;
+            return null;
         }
 
-        if (!File.Exists(config.KvmDevicePath))
+        if (config.Accelerator == Accelerator.Kvm)
         {
-            app.Error.WriteLine($"kvmsharp: using the software CPU: {config.KvmDevicePath} does not exist on this host.");
-            return Accelerator.Emulator;
+            return KvmSystem.Open(config.KvmDevicePath);
         }
 
         var host = KvmHostInfo.Detect();
+        if (!File.Exists(config.KvmDevicePath))
+        {
+            app.Error.WriteLine($"kvmsharp: using the software CPU: {config.KvmDevicePath} does not exist on this host (KVM module: {host.ModuleName}).");
+            return null;
+        }
+
         if (host.Module == KvmModuleKind.Pvm)
         {
             app.Error.WriteLine("kvmsharp: using the software CPU: KVM here is kvm_pvm, which cannot finish booting a stock Linux kernel (use --accel kvm to try anyway).");
-            return Accelerator.Emulator;
+            return null;
         }
 
-        if (host.Module != KvmModuleKind.Unknown)
+        try
         {
+            var system = KvmSystem.Open(config.KvmDevicePath);
             app.Error.WriteLine($"kvmsharp: using KVM ({host.Describe()}).");
+            return system;
         }
-
-        return Accelerator.Kvm;
+        catch (KvmUnavailableException e)
+        {
+            app.Error.WriteLine($"kvmsharp: using the software CPU: {e.Message}");
+            return null;
+        }
     }
 }
