@@ -103,6 +103,38 @@ internal sealed class BootTarget
         }
     }
 
+    /// <summary>
+    /// As <see cref="RequireLoadable(string, ulong, ulong)"/>, but a range may also sit in conventional memory below
+    /// the EBDA (0x9FC00) as long as it stays clear of <paramref name="lowBootData"/>, the boot data the loader writes
+    /// there (multiboot: QEMU and GRUB load such kernels too).
+    /// </summary>
+    public void RequireLoadable(string what, ulong address, ulong size, ReadOnlySpan<BootDataRange> lowBootData)
+    {
+        if (address >= PcMemoryLayout.HighMemoryStart)
+        {
+            RequireLoadable(what, address, size);
+            return;
+        }
+
+        if (size > PcMemoryLayout.EbdaStart || address > PcMemoryLayout.EbdaStart - size)
+        {
+            throw Error(
+                $"{what} at 0x{address:x} +0x{size:x} runs into 0x{PcMemoryLayout.EbdaStart:x}-0x{PcMemoryLayout.HighMemoryStart - 1:x} (EBDA, VGA and BIOS area), which is not RAM",
+                $"Link the kernel below 0x{PcMemoryLayout.EbdaStart:x} or at 1 MiB (0x100000) or above.");
+        }
+
+        foreach (var data in lowBootData)
+        {
+            if (address < data.End && data.Start < address + size)
+            {
+                string all = string.Join(", ", lowBootData.ToArray().Select(d => $"0x{d.Start:x}-0x{d.End - 1:x}"));
+                throw Error(
+                    $"{what} at 0x{address:x} +0x{size:x} overlaps the {data.What} KvmSharp writes at 0x{data.Start:x}-0x{data.End - 1:x}",
+                    $"Link the kernel clear of KvmSharp's boot data below 1 MiB ({all}), or at 1 MiB (0x100000) or above.");
+            }
+        }
+    }
+
     public void Write(ulong address, ReadOnlySpan<byte> data, string what)
     {
         try
@@ -144,9 +176,11 @@ internal sealed class BootTarget
     /// The command line as NUL-terminated bytes, at most <paramref name="maxLength"/> bytes before the NUL
     /// (and never more than <see cref="PcMemoryLayout.CommandLineMaxSize"/> with it).
     /// </summary>
-    public byte[] EncodeCommandLine(ulong maxLength, string limitName)
+    public byte[] EncodeCommandLine(ulong maxLength, string limitName) => EncodeCommandLine(Request.CommandLine, maxLength, limitName);
+
+    /// <summary>As <see cref="EncodeCommandLine(ulong, string)"/> for a command line the loader composed.</summary>
+    public byte[] EncodeCommandLine(string cmdline, ulong maxLength, string limitName)
     {
-        string cmdline = Request.CommandLine;
         if (cmdline.Contains('\0', StringComparison.Ordinal))
         {
             throw Error("the command line contains a NUL character", "Remove it from the command line.");
@@ -216,3 +250,7 @@ internal sealed class BootTarget
     /// <summary>a + b, or ulong.MaxValue when it overflows (callers then fail the range check).</summary>
     public static ulong SaturatingAdd(ulong a, ulong b) => a > ulong.MaxValue - b ? ulong.MaxValue : a + b;
 }
+
+/// <summary>A range of boot data a loader writes below 1 MiB, [<paramref name="Start"/>, <paramref name="End"/>).</summary>
+internal readonly record struct BootDataRange(ulong Start, ulong End, string What);
+

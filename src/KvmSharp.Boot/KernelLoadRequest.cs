@@ -19,4 +19,10 @@ public sealed record KernelLoadRequest(
     /// (Linux) and hvm_start_info.rsdp_paddr (PVH). Multiboot has no field; the guest scans the BIOS area.
     /// </summary>
     public ulong AcpiRsdpAddress { get; init; }
+
+    /// <summary>
+    /// The kernel's path as the user gave it (default: <paramref name="FileName"/>). A multiboot kernel's command line
+    /// starts with it, then the arguments, as GRUB and QEMU pass it.
+    /// </summary>
+    public string? KernelPath { get; init; }
 }

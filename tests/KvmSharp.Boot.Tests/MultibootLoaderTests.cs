@@ -53,7 +53,8 @@ public class MultibootLoaderTests
         Assert.Equal(0x8F00u, U32(mbi, 64)); // boot_loader_name
         Assert.All(mbi[68..], b => Assert.Equal(0, b)); // apm, vbe, framebuffer
 
-        Assert.Equal("root=/dev/vda\0"u8.ToArray(), Guest.Bytes(memory, 0x2_0000, 14));
+        // GRUB's and QEMU's form: the kernel's path, a space, the arguments.
+        Assert.Equal("kernel.elf root=/dev/vda\0"u8.ToArray(), Guest.Bytes(memory, 0x2_0000, 25));
         Assert.Equal("KvmSharp\0"u8.ToArray(), Guest.Bytes(memory, 0x8F00, 9));
 
         // Module 0: the initrd, [start, end), its string, reserved.
@@ -131,7 +132,9 @@ public class MultibootLoaderTests
         { "bss_end below load_end", $"'kernel.bin': multiboot bss_end_addr 0x100200 is below the end of the loaded image 0x100400. {Corrupt}" },
         { "entry outside the image", $"'kernel.bin': multiboot entry_addr 0x101000 is outside the image [0x100000, 0x101000). {Corrupt}" },
         { "bss to 4 GiB", "'kernel.bin': image at 0x100000 +0xffefffff is outside guest RAM (64 MiB). Give the guest more memory." },
-        { "image below 1 MiB", "'kernel.bin': image at 0x8000 +0x400 overlaps the boot data below 1 MiB. Link the kernel at 1 MiB (0x100000) or above." },
+        { "image over the multiboot info", "'kernel.bin': image at 0x8000 +0x400 overlaps the multiboot information KvmSharp writes at 0x8000-0x8fff. Link the kernel clear of KvmSharp's boot data below 1 MiB (0x500-0x51f, 0x8000-0x8fff, 0x20000-0x20fff), or at 1 MiB (0x100000) or above." },
+        { "image over the command line", "'kernel.bin': image at 0x1f000 +0x1400 overlaps the command line KvmSharp writes at 0x20000-0x20fff. Link the kernel clear of KvmSharp's boot data below 1 MiB (0x500-0x51f, 0x8000-0x8fff, 0x20000-0x20fff), or at 1 MiB (0x100000) or above." },
+        { "image into the EBDA", "'kernel.bin': image at 0x9f000 +0x1000 runs into 0x9fc00-0xfffff (EBDA, VGA and BIOS area), which is not RAM. Link the kernel below 0x9fc00 or at 1 MiB (0x100000) or above." },
         { "truncated header", $"'kernel.bin': the multiboot header at offset 0x40 is cut off by the end of the file before its address fields. {Corrupt}" },
         { "no kludge and not ELF", $"'kernel.bin': the multiboot header has no a.out address fields (flag 16 clear) and the file is not an ELF executable. {Corrupt}" },
     };
@@ -153,7 +156,9 @@ public class MultibootLoaderTests
             "bss_end below load_end" => MultibootImages.Aout(0x600, 0x10_0400, 0x10_0200, 0x10_0080),
             "entry outside the image" => MultibootImages.Aout(0x600, 0x10_0400, 0x10_1000, 0x10_1000),
             "bss to 4 GiB" => MultibootImages.Aout(0x600, 0x10_0400, 0xFFFF_FFFF, 0x10_0080),
-            "image below 1 MiB" => MultibootImages.Aout(0x600, 0x8400, 0, 0x8080, loadAddr: 0x8000, headerAddr: 0x8040),
+            "image over the multiboot info" => MultibootImages.Aout(0x600, 0x8400, 0, 0x8080, loadAddr: 0x8000, headerAddr: 0x8040),
+            "image over the command line" => MultibootImages.Aout(0x600, 0x1_F400, 0x2_0400, 0x1_F080, loadAddr: 0x1_F000, headerAddr: 0x1_F040),
+            "image into the EBDA" => MultibootImages.Aout(0x600, 0x9_F400, 0xA_0000, 0x9_F080, loadAddr: 0x9_F000, headerAddr: 0x9_F040),
             "truncated header" => MultibootImages.Aout(0x600, 0x10_0400, 0, 0x10_0080)[..0x50],
             "no kludge and not ELF" => WithHeader(MultibootImages.Header(0x3)),
             _ => throw new InvalidOperationException(kind),
@@ -165,6 +170,67 @@ public class MultibootLoaderTests
         Assert.Equal(message, e.Message);
         Assert.Equal(0xCC, memory.Read<byte>(0x8000));
         Assert.Equal(0xCC, memory.Read<byte>(0x2_0000));
+    }
+
+    [Fact]
+    public void Load_AoutBelow1MiB_LoadsWhereItAsks_InfoAndInitrdStayClear()
+    {
+        // As QEMU and GRUB load it: conventional memory is RAM, and this image stays clear of the boot data.
+        byte[] file = MultibootImages.Aout(0x600, 0x1_0600, 0x1_1000, 0x1_0080, loadAddr: 0x1_0000, headerAddr: 0x1_0040);
+        byte[] initrd = ElfBuilder.Pattern(0x100, 3);
+        using var memory = Guest.Ram(64 * MiB);
+
+        var info = MultibootLoader.Load(memory, Guest.Request(file, initrd: initrd, cmdline: "", fileName: "low.bin"));
+
+        Assert.Equal(new BootEntry(BootMode.Protected32, 0x1_0080, Rax: 0x2BAD_B002, Rbx: 0x8000), info.Entry);
+        Assert.Equal(0x1_0000UL, info.KernelStart);
+        Assert.Equal(0x1_1000UL, info.KernelEnd);
+        Assert.Equal(file, Guest.Bytes(memory, 0x1_0000, 0x600));
+        Assert.All(Guest.Bytes(memory, 0x1_0600, 0xA00), b => Assert.Equal(0, b));
+        Assert.Equal(0x3FF_F000UL, info.InitrdAddress); // at the top of RAM, never in conventional memory
+        Assert.Equal(initrd, Guest.Bytes(memory, 0x3FF_F000, 0x100));
+        Assert.Equal("low.bin\0"u8.ToArray(), Guest.Bytes(memory, 0x2_0000, 8)); // no arguments: the path alone
+    }
+
+    [Fact]
+    public void Load_ElfWithASegmentBelow1MiB_LoadsBothSegments()
+    {
+        var elf = Elf32();
+        byte[] low = ElfBuilder.Pattern(0x200, 9);
+        elf.Segments.Add(new ElfSegmentSpec(ElfImage.PtLoad, 0x3_0000, low, 0x800));
+        using var memory = Guest.Ram(64 * MiB);
+
+        var info = MultibootLoader.Load(memory, Guest.Request(elf.Build(), fileName: "kernel.elf"));
+
+        Assert.Equal(0x3_0000UL, info.KernelStart);
+        Assert.Equal(0x10_1000UL, info.KernelEnd);
+        Assert.Equal(low, Guest.Bytes(memory, 0x3_0000, 0x200));
+        Assert.All(Guest.Bytes(memory, 0x3_0200, 0x600), b => Assert.Equal(0, b));
+        Assert.Equal(elf.Segments[0].Data, Guest.Bytes(memory, 0x10_0000, 0x400));
+    }
+
+    [Fact]
+    public void Load_WithAModule_AlsoKeepsItsStringClear()
+    {
+        byte[] file = MultibootImages.Aout(0x600, 0x2_1400, 0, 0x2_1080, loadAddr: 0x2_1000, headerAddr: 0x2_1040);
+        using var memory = Guest.Ram(64 * MiB);
+
+        var e = Assert.Throws<BootImageException>(() => MultibootLoader.Load(memory, Guest.Request(file, initrd: new byte[0x10], fileName: "kernel.bin")));
+
+        Assert.Equal(
+            "'kernel.bin': image at 0x21000 +0x400 overlaps the module string KvmSharp writes at 0x21000-0x21fff. Link the kernel clear of KvmSharp's boot data below 1 MiB (0x500-0x51f, 0x8000-0x8fff, 0x20000-0x20fff, 0x21000-0x21fff), or at 1 MiB (0x100000) or above.",
+            e.Message);
+    }
+
+    [Theory]
+    [InlineData("/boot/kernel.elf", "root=/dev/vda quiet", "/boot/kernel.elf root=/dev/vda quiet")]
+    [InlineData("kernel.elf", "", "kernel.elf")]
+    [InlineData(null, "a b", "kernel.elf a b")]
+    public void CommandLine_IsTheKernelPathThenTheArguments(string? path, string arguments, string expected)
+    {
+        var request = Guest.Request([], cmdline: arguments, fileName: "kernel.elf") with { KernelPath = path };
+
+        Assert.Equal(expected, MultibootLoader.CommandLine(request));
     }
 
     [Fact]

@@ -4,10 +4,11 @@ namespace KvmSharp.Boot.Elf;
 internal static class ElfSegmentLoader
 {
     /// <summary>
-    /// Checks every PT_LOAD segment lies in RAM at or above 1 MiB and that <paramref name="entry"/> is inside
-    /// one of them; returns the end of the highest segment. Writes nothing.
+    /// Checks every PT_LOAD segment lies in RAM at or above 1 MiB (or, with <paramref name="lowBootData"/>, in
+    /// conventional memory clear of those ranges) and that <paramref name="entry"/> is inside one of them; returns the
+    /// end of the highest segment. Writes nothing.
     /// </summary>
-    public static ulong Validate(BootTarget target, ElfImage elf, ulong entry)
+    public static ulong Validate(BootTarget target, ElfImage elf, ulong entry, ReadOnlySpan<BootDataRange> lowBootData = default)
     {
         ulong end = 0;
         bool entryLoaded = false;
@@ -20,7 +21,15 @@ internal static class ElfSegmentLoader
             }
 
             loadable++;
-            target.RequireLoadable("segment", s.PhysicalAddress, s.MemorySize);
+            if (lowBootData.IsEmpty)
+            {
+                target.RequireLoadable("segment", s.PhysicalAddress, s.MemorySize);
+            }
+            else
+            {
+                target.RequireLoadable("segment", s.PhysicalAddress, s.MemorySize, lowBootData);
+            }
+
             end = Math.Max(end, s.PhysicalAddress + s.MemorySize);
             entryLoaded |= entry >= s.PhysicalAddress && entry - s.PhysicalAddress < s.MemorySize;
         }

@@ -48,14 +48,40 @@ public static class MultibootLoader
 
     public const string BootLoaderName = "KvmSharp";
 
+    /// <summary>
+    /// What this loader writes below 1 MiB for a multiboot boot: a kernel may load anywhere else in conventional memory
+    /// (below the EBDA), as QEMU and GRUB allow.
+    /// </summary>
+    private static readonly BootDataRange[] BootData =
+    [
+        new(X86InitialState.GdtAddress, X86InitialState.GdtAddress + 0x20, "GDT"),
+        new(PcMemoryLayout.MultibootInfoAddress, PcMemoryLayout.MultibootInfoAddress + 0x1000, "multiboot information"),
+        new(PcMemoryLayout.CommandLineAddress, PcMemoryLayout.CommandLineAddress + PcMemoryLayout.CommandLineMaxSize, "command line"),
+        new(PcMemoryLayout.MultibootModuleStringAddress, PcMemoryLayout.MultibootModuleStringAddress + PcMemoryLayout.MultibootModuleStringMaxSize, "module string"),
+    ];
+
+    private static readonly BootDataRange[] BootDataWithoutModule = BootData[..^1];
+
+    /// <summary>
+    /// The kernel's command line as GRUB and QEMU give it: the kernel's path, then the arguments after a space (GRUB's
+    /// <c>multiboot /boot/kernel args</c>; QEMU's <c>-kernel PATH -append ARGS</c>).
+    /// </summary>
+    public static string CommandLine(KernelLoadRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        string path = request.KernelPath ?? request.FileName;
+        return request.CommandLine.Length == 0 ? path : $"{path} {request.CommandLine}";
+    }
+
     public static MultibootBootInfo Load(GuestMemory memory, KernelLoadRequest request)
     {
         var target = BootTarget.Create(memory, request);
         byte[] file = request.Kernel;
         var header = MultibootHeader.Parse(file, target.FileName);
-        byte[] cmdline = target.EncodeCommandLine(PcMemoryLayout.CommandLineMaxSize - 1, "KvmSharp");
+        byte[] cmdline = target.EncodeCommandLine(CommandLine(request), PcMemoryLayout.CommandLineMaxSize - 1, "KvmSharp");
         byte[]? initrd = target.InitrdOrNull();
         byte[]? moduleString = initrd is null ? null : EncodeModuleString(target);
+        ReadOnlySpan<BootDataRange> bootData = initrd is null ? BootDataWithoutModule : BootData;
 
         ulong kernelStart;
         ulong kernelEnd;
@@ -64,7 +90,7 @@ public static class MultibootLoader
         AoutImage aout = default;
         if (header.HasAoutKludge)
         {
-            aout = ValidateAout(target, header, file.Length);
+            aout = ValidateAout(target, header, file.Length, bootData);
             kernelStart = header.LoadAddr;
             kernelEnd = aout.BssEnd;
             entry = header.EntryAddr;
@@ -83,7 +109,7 @@ public static class MultibootLoader
             }
 
             entry = (uint)elf.Entry;
-            kernelEnd = ElfSegmentLoader.Validate(target, elf, entry);
+            kernelEnd = ElfSegmentLoader.Validate(target, elf, entry, bootData);
             kernelStart = LowestSegment(elf);
             if (kernelEnd > PcMemoryLayout.HighRamStart)
             {
@@ -95,7 +121,8 @@ public static class MultibootLoader
         ulong initrdSize = initrd is null ? 0 : (ulong)initrd.Length;
         if (initrd is not null)
         {
-            initrdAddress = target.PlaceInitrd(initrdSize, kernelEnd, target.LowRamEnd);
+            // Above the kernel and never below 1 MiB, even for a kernel loaded in conventional memory.
+            initrdAddress = target.PlaceInitrd(initrdSize, Math.Max(kernelEnd, PcMemoryLayout.HighMemoryStart), target.LowRamEnd);
         }
 
         if (elf is not null)
@@ -120,7 +147,7 @@ public static class MultibootLoader
     }
 
     /// <summary>Checks the a.out kludge fields (section 3.1.3) against the file and RAM.</summary>
-    private static AoutImage ValidateAout(BootTarget target, MultibootHeader h, int fileLength)
+    private static AoutImage ValidateAout(BootTarget target, MultibootHeader h, int fileLength, ReadOnlySpan<BootDataRange> bootData)
     {
         if (h.LoadAddr > h.HeaderAddr)
         {
@@ -167,7 +194,7 @@ public static class MultibootLoader
             bssEnd = h.BssEndAddr;
         }
 
-        target.RequireLoadable("image", h.LoadAddr, bssEnd - h.LoadAddr);
+        target.RequireLoadable("image", h.LoadAddr, bssEnd - h.LoadAddr, bootData);
         if (h.EntryAddr < h.LoadAddr || h.EntryAddr >= bssEnd)
         {
             throw target.Corrupt($"multiboot entry_addr 0x{h.EntryAddr:x} is outside the image [0x{h.LoadAddr:x}, 0x{bssEnd:x})");

@@ -172,7 +172,10 @@ public static class PcMachineBuilder
         config.InitrdPath is null ? null : File.ReadAllBytes(config.InitrdPath),
         config.InitrdPath is null ? null : Path.GetFileName(config.InitrdPath),
         config.CommandLine,
-        config.MemoryBytes);
+        config.MemoryBytes)
+    {
+        KernelPath = config.KernelPath,
+    };
 
     /// <summary>
     /// ACPI tables in the BIOS area (found by Linux's scan too): the CPUs and IOAPIC (MADT), the PM1a blocks whose
