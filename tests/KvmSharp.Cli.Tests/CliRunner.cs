@@ -58,10 +58,11 @@ internal static class CliRunner
 
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
+        var deadline = TestTime.Scaled(TimeSpan.FromSeconds(60));
+        if (!process.WaitForExit(deadline))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException("kvmsharp did not exit within 60 s.");
+            throw new TimeoutException($"kvmsharp did not exit within {deadline.TotalSeconds} s.");
         }
 
         return new CliResult(process.ExitCode, stdout.Result, stderr.Result, string.Empty);

@@ -2,13 +2,11 @@ namespace KvmSharp.Cli.Tests;
 
 public class CliTests
 {
-    private static void RequireKvm()
-        => Assert.SkipUnless(File.Exists("/dev/kvm"), "/dev/kvm is absent: this test runs guests on KVM.");
-
     [Fact]
+    [Trait(KvmTests.Trait, KvmTests.Kvm)]
     public void Caps_OnThisHost_ReportsUsableKvmAndTheRequiredCapabilities()
     {
-        RequireKvm();
+        KvmTests.Require();
 
         var r = CliRunner.Run("caps");
 
@@ -18,6 +16,44 @@ public class CliTests
         Assert.Contains("KVM_CAP_USER_MEMORY                  yes      required  guest RAM in user memory slots\n", r.Output);
         Assert.Contains("KVM_CAP_IMMEDIATE_EXIT               yes      required  kicking vCPUs out of KVM_RUN\n", r.Output);
         Assert.Matches(@"\nUsable           yes", r.Output);
+        Assert.Contains($"KVM module       {KvmSharp.Kvm.KvmHostInfo.Detect().Describe()}\n", r.Output);
+        Assert.Matches(@"\nBreakpoints      DR0-DR3 (trap in the guest|do not trap in the guest here .*; KvmSharp emulates them by single-stepping)\n", r.Output);
+    }
+
+    [Fact]
+    [Trait(KvmTests.Trait, KvmTests.Kvm)]
+    public void RunAuto_WithUsableKvm_SaysWhichModuleItUses()
+    {
+        KvmTests.Require();
+        var host = KvmSharp.Kvm.KvmHostInfo.Detect();
+
+        var r = CliRunner.Run("run", "--kernel", RepoPaths.Fixture("kernels", "pvh-test.elf"), "--memory", "64M", "--accel", "auto", "--console", "file:/dev/null");
+
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal(
+            host.Module == KvmSharp.Kvm.KvmModuleKind.Pvm
+                ? "kvmsharp: using the software CPU: KVM here is kvm_pvm, which cannot finish booting a stock Linux kernel (use --accel kvm to try anyway).\n"
+                : $"kvmsharp: using KVM ({host.Describe()}).\n",
+            r.Error);
+    }
+
+    [Theory]
+    [InlineData("/nonexistent/kvm", "/nonexistent/kvm does not exist on this host (KVM module: {0}).")]
+    [InlineData("/dev/null", "'/dev/null' is not a KVM device (KVM_GET_API_VERSION failed: Inappropriate ioctl for device (ENOTTY)). Pass the path of the KVM device node, normally /dev/kvm.")]
+    public void RunAuto_WithoutUsableKvm_UsesTheSoftwareCpuAndSaysWhy(string device, string why)
+    {
+        var r = CliRunner.Run("run", "--kernel", RepoPaths.Fixture("kernels", "pvh-test.elf"), "--memory", "64M", "--accel", "auto", "--device", device, "--console", "file:/dev/null");
+
+        Assert.Equal(1, r.ExitCode); // the test kernel's debug-exit 0: it ran, on the software CPU
+        Assert.Equal($"kvmsharp: using the software CPU: {string.Format(System.Globalization.CultureInfo.InvariantCulture, why, KvmSharp.Kvm.KvmHostInfo.Detect().ModuleName)}\n", r.Error);
+    }
+
+    [Fact]
+    public void Caps_WithoutKvm_NamesTheModuleItFound()
+    {
+        var r = CliRunner.Run("caps", "--device", "/nonexistent/kvm");
+
+        Assert.Contains($"KVM module       {KvmSharp.Kvm.KvmHostInfo.Detect().Describe()}\n", r.Output);
     }
 
     [Fact]
@@ -44,9 +80,10 @@ public class CliTests
     }
 
     [Fact]
+    [Trait(KvmTests.Trait, KvmTests.Kvm)]
     public void Demo_TwoVcpus_PrintGreetingsAndStatistics()
     {
-        RequireKvm();
+        KvmTests.Require();
 
         var r = CliRunner.Run("demo", "--cpus", "2", "--stats");
 
@@ -80,9 +117,10 @@ public class CliTests
     }
 
     [Fact]
+    [Trait(KvmTests.Trait, KvmTests.Kvm)]
     public void PermissionDenied_OnTheDevice_OneLineAndExitCode2()
     {
-        RequireKvm();
+        KvmTests.Require();
         Assert.SkipUnless(Environment.UserName == "root", "Dropping privileges to check EACCES needs root.");
         const UnixFileMode OtherReadWrite = UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
         Assert.SkipWhen((File.GetUnixFileMode("/dev/kvm") & OtherReadWrite) == OtherReadWrite, "/dev/kvm is open to every user here.");

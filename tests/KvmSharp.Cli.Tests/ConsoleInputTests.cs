@@ -5,16 +5,18 @@ namespace KvmSharp.Cli.Tests;
 /// <summary>Host input reaches the guest's UART: from a pipe, and from a terminal in raw mode with Ctrl-A escapes.</summary>
 public class ConsoleInputTests
 {
-    [Fact]
-    public void PipedStdin_IsEchoedByTheGuest_InOrder()
+    [Theory]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
+    [InlineData("emulator")]
+    public void PipedStdin_IsEchoedByTheGuest_InOrder(string accel)
     {
-        Assert.SkipUnless(File.Exists("/dev/kvm"), "/dev/kvm is absent: this test runs guests on KVM.");
+        KvmTests.RequireFor(accel);
         string kernel = RunEndingTests.WriteImage(RunEndingTests.EchoGuest);
         try
         {
             // More than the UART's 16-byte FIFO, so the input path has to pace itself to the guest.
             string text = "hello, world: a brown fox jumps over the lazy dog 0123456789\n"; // no "q": that ends the guest
-            var r = CliRunner.RunProcessWithInput([], Encoding.ASCII.GetBytes(text + "q"), "run", "--kernel", kernel, "--memory", "64M", "--accel", "kvm");
+            var r = CliRunner.RunProcessWithInput([], Encoding.ASCII.GetBytes(text + "q"), "run", "--kernel", kernel, "--memory", "64M", "--accel", accel);
 
             Assert.Equal(1, r.ExitCode); // the guest's debug-exit write of 0
             Assert.Equal(text, r.Output);
@@ -26,11 +28,13 @@ public class ConsoleInputTests
         }
     }
 
-    [Fact]
+    [Theory]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
+    [InlineData("emulator")]
 #pragma warning disable xUnit1031 // the reader thread is a plain Task over a pipe; no sync context to deadlock on
-    public void Terminal_RawMode_PassesKeysAndCtrlAXQuits()
+    public void Terminal_RawMode_PassesKeysAndCtrlAXQuits(string accel)
     {
-        Assert.SkipUnless(File.Exists("/dev/kvm"), "/dev/kvm is absent: this test runs guests on KVM.");
+        KvmTests.RequireFor(accel);
         Assert.SkipUnless(File.Exists("/usr/bin/script"), "script(1) from util-linux provides the pseudo-terminal.");
         string kernel = RunEndingTests.WriteImage(RunEndingTests.EchoGuest);
         try
@@ -43,7 +47,7 @@ public class ConsoleInputTests
                 RedirectStandardOutput = true,
                 UseShellExecute = false,
             };
-            foreach (var a in new[] { "-qefc", $"stty -echo; dotnet {dll} run --kernel {kernel} --memory 64M --accel kvm; echo \"[exit $?]\"; stty echo", "/dev/null" })
+            foreach (var a in new[] { "-qefc", $"stty -echo; dotnet {dll} run --kernel {kernel} --memory 64M --accel {accel}; echo \"[exit $?]\"; stty echo", "/dev/null" })
             {
                 psi.ArgumentList.Add(a);
             }
@@ -73,7 +77,7 @@ public class ConsoleInputTests
 
             bool WaitFor(string text)
             {
-                var deadline = DateTime.UtcNow.AddSeconds(30);
+                var deadline = DateTime.UtcNow + TestTime.Scaled(TimeSpan.FromSeconds(30));
                 while (DateTime.UtcNow < deadline)
                 {
                     if (Seen().Contains(text, StringComparison.Ordinal))
@@ -96,8 +100,8 @@ public class ConsoleInputTests
             process.StandardInput.Flush();
             Assert.True(WaitFor("[exit 0]"), Seen());
             process.StandardInput.Close();
-            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(30)));
-            Assert.True(reader.Wait(TimeSpan.FromSeconds(5))); // output reader ends with the process
+            Assert.True(process.WaitForExit(TestTime.Scaled(TimeSpan.FromSeconds(30))));
+            Assert.True(reader.Wait(TestTime.Scaled(TimeSpan.FromSeconds(5)))); // output reader ends with the process
         }
         finally
         {

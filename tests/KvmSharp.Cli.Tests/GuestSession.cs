@@ -7,7 +7,7 @@ namespace KvmSharp.Cli.Tests;
 internal sealed class GuestSession : IDisposable
 {
     /// <summary>How long one shell command may take on the software CPU.</summary>
-    public static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(2);
+    public static readonly TimeSpan CommandTimeout = TestTime.Scaled(TimeSpan.FromMinutes(2));
 
     private readonly Process _process;
     private readonly StringBuilder _output = new();

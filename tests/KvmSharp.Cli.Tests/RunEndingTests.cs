@@ -9,7 +9,7 @@ public class RunEndingTests
     private const int HeaderSize = 32;
 
     /// <summary>A multiboot image with the a.out kludge: header at offset 0, 32-bit code right after it.</summary>
-    internal static byte[] MultibootImage(ReadOnlySpan<byte> code)
+    internal static byte[] MultibootImage(ReadOnlySpan<byte> code, uint loadAddress = LoadAddress)
     {
         var image = new byte[HeaderSize + code.Length];
         const uint Magic = 0x1BADB002;
@@ -17,11 +17,11 @@ public class RunEndingTests
         Span<uint> h =
         [
             Magic, Flags, unchecked(0u - Magic - Flags),
-            LoadAddress,              // header_addr
-            LoadAddress,              // load_addr
+            loadAddress,              // header_addr
+            loadAddress,              // load_addr
             0,                        // load_end_addr: the whole file
             0,                        // bss_end_addr: no BSS
-            LoadAddress + HeaderSize, // entry_addr
+            loadAddress + HeaderSize, // entry_addr
         ];
         for (int i = 0; i < h.Length; i++)
         {
@@ -47,14 +47,14 @@ public class RunEndingTests
         return kernel;
     }
 
-    private static CliResult Boot(ReadOnlySpan<byte> code)
+    private static CliResult Boot(ReadOnlySpan<byte> code, string accel, uint loadAddress = LoadAddress)
     {
-        Assert.SkipUnless(File.Exists("/dev/kvm"), "/dev/kvm is absent: this test runs guests on KVM.");
+        KvmTests.RequireFor(accel);
         string kernel = Path.Combine(Path.GetTempPath(), $"kvmsharp-{Guid.NewGuid():N}.mb");
-        File.WriteAllBytes(kernel, MultibootImage(code));
+        File.WriteAllBytes(kernel, MultibootImage(code, loadAddress));
         try
         {
-            return CliRunner.Run("run", "--kernel", kernel, "--memory", "64M", "--accel", "kvm", "--console", "file:/dev/null");
+            return CliRunner.Run("run", "--kernel", kernel, "--memory", "64M", "--accel", accel, "--console", "file:/dev/null");
         }
         finally
         {
@@ -62,44 +62,67 @@ public class RunEndingTests
         }
     }
 
-    [Fact]
-    public void I8042Reset_EndsTheRunWithStatus0()
+    [Theory]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
+    [InlineData("emulator")]
+    public void I8042Reset_EndsTheRunWithStatus0(string accel)
     {
         // mov $0xFE,%al; out %al,$0x64; 1: hlt; jmp 1b
-        var r = Boot([0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd]);
+        var r = Boot([0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd], accel);
 
         Assert.Equal(0, r.ExitCode);
         Assert.Equal(string.Empty, r.Error);
     }
 
-    [Fact]
-    public void TripleFault_EndsTheRunWithStatus3()
+    [Theory]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
+    [InlineData("emulator")]
+    public void TripleFault_EndsTheRunWithStatus3(string accel)
     {
         // ud2 with the reset IDT (base 0, all-zero gates): #UD -> #NP -> #DF -> shutdown
-        var r = Boot([0x0f, 0x0b]);
+        var r = Boot([0x0f, 0x0b], accel);
 
         Assert.Equal(3, r.ExitCode);
         Assert.Equal("kvmsharp: The guest shut down (triple fault).\n", r.Error);
     }
 
-    [Fact]
-    public void DebugExit_StatusIsValueShiftedOrOne()
+    [Theory]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
+    [InlineData("emulator")]
+    public void DebugExit_StatusIsValueShiftedOrOne(string accel)
     {
         // mov $0x21,%eax; out %eax,$0xf4 -> (0x21 << 1) | 1 = 0x43
-        var r = Boot([0xb8, 0x21, 0x00, 0x00, 0x00, 0xe7, 0xf4, 0xf4]);
+        var r = Boot([0xb8, 0x21, 0x00, 0x00, 0x00, 0xe7, 0xf4, 0xf4], accel);
 
         Assert.Equal(0x43, r.ExitCode);
     }
 
-    [Fact]
-    public void BootMarker_AtTheMmioAlias_IsReportedByStats()
+    [Theory]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
+    [InlineData("emulator")]
+    public void Multiboot_KernelLinkedBelow1MiB_LoadsAndRunsThere(string accel)
     {
-        Assert.SkipUnless(File.Exists("/dev/kvm"), "/dev/kvm is absent: this test runs guests on KVM.");
+        // As QEMU and GRUB load it: at 64 KiB, in conventional memory clear of KvmSharp's boot data.
+        // mov $0x10000,%esp (multiboot leaves ESP undefined); call 1f; 1: pop %eax; shr $12,%eax; out %eax,$0xf4: the
+        // status says where the code ran. The pop sits at 0x10000 + 32 + 10 = 0x1002A, so the guest writes 0x10 and the
+        // status is (0x10 << 1) | 1 = 33 (at 1 MiB it would be 1).
+        var r = Boot([0xbc, 0x00, 0x00, 0x01, 0x00, 0xe8, 0x00, 0x00, 0x00, 0x00, 0x58, 0xc1, 0xe8, 0x0c, 0xe7, 0xf4, 0xf4], accel, loadAddress: 0x1_0000);
+
+        Assert.Equal(string.Empty, r.Error);
+        Assert.Equal(33, r.ExitCode);
+    }
+
+    [Theory]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
+    [InlineData("emulator")]
+    public void BootMarker_AtTheMmioAlias_IsReportedByStats(string accel)
+    {
+        KvmTests.RequireFor(accel);
         // movb $123,0xD0000000 (what the default guest's /init does with busybox devmem); xor %eax,%eax; out %eax,$0xf4
         string kernel = WriteImage([0xc6, 0x05, 0x00, 0x00, 0x00, 0xd0, 0x7b, 0x31, 0xc0, 0xe7, 0xf4, 0xf4]);
         try
         {
-            var r = CliRunner.Run("run", "--kernel", kernel, "--memory", "64M", "--accel", "kvm", "--console", "file:/dev/null", "--stats");
+            var r = CliRunner.Run("run", "--kernel", kernel, "--memory", "64M", "--accel", accel, "--console", "file:/dev/null", "--stats");
 
             Assert.Equal(1, r.ExitCode);
             Assert.Matches(@"\nguest boot time \d+\.\d ms \(from VMM start to the boot timer marker\)\n", r.Output);

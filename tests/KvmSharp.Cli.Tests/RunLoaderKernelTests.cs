@@ -15,10 +15,7 @@ public class RunLoaderKernelTests
 
     private static CliResult Boot(string kernel, string accel, string cpus = "1")
     {
-        if (accel == "kvm")
-        {
-            Assert.SkipUnless(File.Exists("/dev/kvm"), "/dev/kvm is absent: this case runs the guest on KVM.");
-        }
+        KvmTests.RequireFor(accel);
 
         string log = Path.Combine(Path.GetTempPath(), $"kvmsharp-{Guid.NewGuid():N}.log");
         try
@@ -44,7 +41,7 @@ public class RunLoaderKernelTests
         => string.Concat(lines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => $"{prefix} {l}\n"));
 
     [Theory]
-    [InlineData("kvm")]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
     [InlineData("emulator")]
     public void BzImage_ReceivesBootParamsE820CmdlineAndInitrd(string accel)
     {
@@ -64,7 +61,7 @@ public class RunLoaderKernelTests
     }
 
     [Theory]
-    [InlineData("kvm")]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
     [InlineData("emulator")]
     public void PvhElf_ReceivesStartInfoMemmapCmdlineAndModule(string accel)
     {
@@ -82,7 +79,7 @@ public class RunLoaderKernelTests
     }
 
     [Theory]
-    [InlineData("kvm")]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
     [InlineData("emulator")]
     public void Multiboot_ReceivesMagicInfoMemoryMapAndModule(string accel)
     {
@@ -92,7 +89,7 @@ public class RunLoaderKernelTests
         Assert.Equal(
             "multiboot-test: eax=0x2badb002 info at 0x00008000 flags=0x0000024d\n" +
             "mem_lower=639 mem_upper=261120\n" +
-            "cmdline=hello world\n" +
+            $"cmdline={RepoPaths.Fixture("kernels", "multiboot-test.elf")} hello world\n" +
             "mmap entries=4\n" +
             Prefixed("mmap", E820) +
             "modules=1\n" +
@@ -102,8 +99,8 @@ public class RunLoaderKernelTests
     }
 
     [Theory]
-    [InlineData("kvm", 1)]
-    [InlineData("kvm", 2)]
+    [InlineData("kvm", 1, Traits = [KvmTests.Trait, KvmTests.Kvm])]
+    [InlineData("kvm", 2, Traits = [KvmTests.Trait, KvmTests.Kvm])]
     [InlineData("emulator", 1)]
     [InlineData("emulator", 2)]
     public void Acpi_TablesDescribeTheMachine_AndS5PowersItOff(string accel, int cpus)
@@ -132,14 +129,16 @@ public class RunLoaderKernelTests
             r.Guest);
     }
 
-    [Fact]
-    public void StdioConsole_StreamsGuestOutputAndEndsWithTheDebugExitStatus()
+    [Theory]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
+    [InlineData("emulator")]
+    public void StdioConsole_StreamsGuestOutputAndEndsWithTheDebugExitStatus(string accel)
     {
-        Assert.SkipUnless(File.Exists("/dev/kvm"), "/dev/kvm is absent: this test runs guests on KVM.");
+        KvmTests.RequireFor(accel);
 
         var r = CliRunner.RunProcess(
             [],
-            "run", "--kernel", RepoPaths.Fixture("kernels", "multiboot-test.elf"), "--memory", "64M", "--accel", "kvm");
+            "run", "--kernel", RepoPaths.Fixture("kernels", "multiboot-test.elf"), "--memory", "64M", "--accel", accel);
 
         Assert.Equal(1, r.ExitCode);
         Assert.StartsWith("multiboot-test: eax=0x2badb002 info at 0x00008000", r.Output);

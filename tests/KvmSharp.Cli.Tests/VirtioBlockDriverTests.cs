@@ -15,14 +15,11 @@ public sealed class VirtioBlockDriverTests
     private const string GuestPattern = "virtio-blk-test wrote sector 1 ";
 
     [Theory]
-    [InlineData("kvm")]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
     [InlineData("emulator")]
     public void DriverGuest_ReadsAndWritesSectors_ThroughAQueueWithMsix(string accel)
     {
-        if (accel == "kvm")
-        {
-            Assert.SkipUnless(File.Exists("/dev/kvm"), "/dev/kvm is absent: this case runs the guest on KVM.");
-        }
+        KvmTests.RequireFor(accel);
 
         string dir = Directory.CreateTempSubdirectory("kvmsharp-virtio-blk-").FullName;
         try

@@ -2,6 +2,7 @@ using KvmSharp.Hypervisor;
 
 namespace KvmSharp.Kvm.Tests;
 
+[Trait(KvmTests.Trait, KvmTests.Kvm)]
 public class AllocationTests
 {
     private const int ExitsPerKind = 1000;

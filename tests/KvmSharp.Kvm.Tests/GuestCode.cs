@@ -81,8 +81,8 @@ internal static class GuestCode
     // triple.S: ud2 (with an empty IDT: #UD -> #GP -> #DF -> shutdown)
     public static readonly byte[] TripleFault = [0x0f, 0x0b];
 
-    // int3.S: int3; hlt
-    public static readonly byte[] Breakpoint = [0xcc, 0xf4];
+    // mmiofetch.S: mov $0x400000,%eax; jmp *%rax   (4 MiB is mapped by the page tables, backed by no memory slot)
+    public static readonly byte[] FetchFromMmio = [0xb8, 0x00, 0x00, 0x40, 0x00, 0xff, 0xe0];
 
     // irqwin.S (16-bit): IVT[0x25] = 0:0x1012; out %al,$0x11 (ready, IF=0); sti; nop; 1: jmp 1b;
     // handler (0x1012): mov $0xAA,%al; out %al,$0x10; hlt

@@ -2,6 +2,7 @@ using KvmSharp.Hypervisor;
 
 namespace KvmSharp.Kvm.Tests;
 
+[Trait(KvmTests.Trait, KvmTests.Kvm)]
 public class GuestModeTests
 {
     [Fact]

@@ -3,6 +3,7 @@ using KvmSharp.Memory;
 
 namespace KvmSharp.Kvm.Tests;
 
+[Trait(KvmTests.Trait, KvmTests.Kvm)]
 public class IoExitTests
 {
     [Fact]

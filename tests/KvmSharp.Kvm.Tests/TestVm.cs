@@ -34,9 +34,8 @@ internal sealed class TestVm : IDisposable
 
     public KvmVcpu Vcpu => Vcpus[0];
 
-    /// <summary>Skips the calling test, with the reason, when the host has no /dev/kvm.</summary>
-    public static void RequireKvm()
-        => Assert.SkipUnless(File.Exists(KvmSystem.DefaultDevicePath), "/dev/kvm is absent: this test runs guests on KVM.");
+    /// <summary>The calling test runs guests on KVM (<see cref="KvmTests.Require"/>).</summary>
+    public static void RequireKvm() => KvmTests.Require();
 
     public static TestVm Create(
         GuestMode mode,

@@ -16,8 +16,7 @@ internal static class MachineHarness
     // spin.S: out %al,$0x31; 1: jmp 1b
     public static readonly byte[] Spin = [0xe6, 0x31, 0xeb, 0xfe];
 
-    public static void RequireKvm()
-        => Assert.SkipUnless(File.Exists(KvmSystem.DefaultDevicePath), "/dev/kvm is absent: this test runs guests on KVM.");
+    public static void RequireKvm() => KvmTests.Require();
 
     /// <summary>A 64-bit KVM machine running <paramref name="code"/> on every vCPU; <paramref name="setup"/> adjusts each vCPU's registers.</summary>
     public static Machine Create(KvmSystem system, byte[] code, int vcpuCount, IoDispatcher io, Func<int, X86Registers, X86Registers>? setup = null)

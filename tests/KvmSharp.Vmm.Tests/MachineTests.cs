@@ -6,6 +6,7 @@ using KvmSharp.Vmm.Demo;
 
 namespace KvmSharp.Vmm.Tests;
 
+[Trait(KvmTests.Trait, KvmTests.Kvm)]
 public class MachineTests
 {
     [Fact]
@@ -24,7 +25,7 @@ public class MachineTests
             return r;
         });
 
-        var exit = MachineHarness.RunWithWatchdog(machine, TimeSpan.FromSeconds(20));
+        var exit = MachineHarness.RunWithWatchdog(machine, TestTime.Scaled(TimeSpan.FromSeconds(20)));
 
         Assert.Equal(MachineExitReason.AllVcpusHalted, exit.Reason);
         Assert.Null(exit.Error);
@@ -58,7 +59,7 @@ public class MachineTests
             }
         };
 
-        var exit = MachineHarness.RunWithWatchdog(machine, TimeSpan.FromSeconds(20));
+        var exit = MachineHarness.RunWithWatchdog(machine, TestTime.Scaled(TimeSpan.FromSeconds(20)));
 
         Assert.Equal(MachineExitReason.StopRequested, exit.Reason);
         Assert.Equal(2, device.Writes.Count);
@@ -76,7 +77,7 @@ public class MachineTests
         io.Ports.Register(0x31, 1, device, "faulty");
         using var machine = MachineHarness.Create(system, MachineHarness.Spin, 1, io);
 
-        var exit = MachineHarness.RunWithWatchdog(machine, TimeSpan.FromSeconds(20));
+        var exit = MachineHarness.RunWithWatchdog(machine, TestTime.Scaled(TimeSpan.FromSeconds(20)));
 
         Assert.Equal(MachineExitReason.VmmError, exit.Reason);
         Assert.Equal("device exploded", Assert.IsType<InvalidOperationException>(exit.Error).Message);
@@ -91,7 +92,7 @@ public class MachineTests
         using var output = new MemoryStream();
         using var machine = DemoGuest.Create(system, 2, output);
 
-        var exit = MachineHarness.RunWithWatchdog(machine, TimeSpan.FromSeconds(20));
+        var exit = MachineHarness.RunWithWatchdog(machine, TestTime.Scaled(TimeSpan.FromSeconds(20)));
 
         Assert.Equal(MachineExitReason.AllVcpusHalted, exit.Reason);
         var lines = Encoding.ASCII.GetString(output.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal);
