@@ -9,7 +9,8 @@
 # 2. KVM phase: the tests with that trait (they run guests on /dev/kvm) run on real KVM through
 #    scripts/with-kvm.sh: directly where /dev/kvm is usable, else inside a nested KVM host (Linux with kvm_amd
 #    under QEMU's software CPU). Each test project's xunit executable runs with `-trait Requires=kvm`
-#    (scripts/kvm-test-phase.sh). Under CI=true a skipped KVM test fails the run: every one must run.
+#    (scripts/kvm-test-phase.sh). Under CI=true a skipped KVM test fails the run: every one must run. If the nested
+#    host itself wedges (stopped at the deadline, or dead), the phase runs once more, and says so.
 #
 # Set-up first, idempotent: the default guest (scripts/build-guest.sh: the Debian guest tests and the loader tests on
 # its real kernel need it) and, where /dev/kvm is not usable, QEMU for the nested host (scripts/with-kvm.sh --setup).
@@ -65,8 +66,20 @@ kvm_passed=0 kvm_failed=0 kvm_skipped=0
 if [ "$KVM" -eq 1 ]; then
     echo
     echo "=== KVM phase: tests with Requires=kvm, on real KVM (scripts/with-kvm.sh) ==="
-    bash scripts/with-kvm.sh --timeout "${KVMSHARP_KVM_PHASE_TIMEOUT:-1200}" bash scripts/kvm-test-phase.sh 2>&1 | tee "$kvmlog"
-    kvm_status=${PIPESTATUS[0]}
+    run_kvm_phase() {
+        bash scripts/with-kvm.sh --timeout "${KVMSHARP_KVM_PHASE_TIMEOUT:-600}" bash scripts/kvm-test-phase.sh 2>&1 | tee "$kvmlog"
+        return "${PIPESTATUS[0]}"
+    }
+    run_kvm_phase
+    kvm_status=$?
+    # The nested host (QEMU's emulated SVM) was seen to wedge about once in ten runs (docs/testing.md): with-kvm.sh then
+    # stops it at the deadline (124) or reports that it died (125). That is the emulated machine failing, not a test:
+    # the phase runs once more, and says so. A test that fails or hangs again fails the run.
+    if { [ "$kvm_status" -eq 124 ] || [ "$kvm_status" -eq 125 ]; } && ! { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
+        echo "KVM phase: the nested KVM host did not finish the phase (status $kvm_status); running the KVM phase once more"
+        run_kvm_phase
+        kvm_status=$?
+    fi
     # xunit v3 prints one summary line per assembly:
     #   KvmSharp.Kvm.Tests  Total: 51, Errors: 0, Failed: 0, Skipped: 0, Not Run: 0, Time: 7.8s
     read -r kvm_total kvm_failed kvm_skipped kvm_errors kvm_reported < <(

@@ -48,10 +48,10 @@ cannot() { echo "with-kvm: cannot start the nested KVM host: $*" >&2; exit 125; 
 note() { [ "$QUIET" -eq 1 ] || echo "with-kvm: $*" >&2; }
 
 setup() {
-    if ! command -v "$QEMU" >/dev/null 2>&1 || [ ! -x "$VIRTIOFSD" ]; then
-        [ "$(id -u)" -eq 0 ] || { echo "with-kvm: --setup installs qemu-system-x86 and needs root" >&2; exit 1; }
-        echo "with-kvm: installing qemu-system-x86" >&2
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86; } >&2 || exit 1
+    if ! command -v "$QEMU" >/dev/null 2>&1 || [ ! -x "$VIRTIOFSD" ] || ! command -v socat >/dev/null 2>&1; then
+        [ "$(id -u)" -eq 0 ] || { echo "with-kvm: --setup installs qemu-system-x86 and socat and needs root" >&2; exit 1; }
+        echo "with-kvm: installing qemu-system-x86 and socat" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 socat; } >&2 || exit 1
     fi
     bash "$SCRIPTS/build-guest.sh" >&2
 }
@@ -133,7 +133,7 @@ done
 
 note "booting the nested KVM host (QEMU TCG thread=$TCG_THREADS, -cpu max, $CPUS vCPUs, $MEMORY)"
 # The fifos are opened by QEMU's file chardevs (O_WRONLY) once the cats above hold their read ends.
-timeout "$TIMEOUT" "$QEMU" \
+"$QEMU" \
     -accel tcg,thread="$TCG_THREADS" -cpu max -smp "$CPUS" -m "$MEMORY" -M pc -nodefaults -no-user-config \
     -display none -monitor unix:"$JOB/monitor.sock",server=on,wait=off -no-reboot \
     -object memory-backend-memfd,id=mem,size="$MEMORY",share=on -numa node,memdev=mem \
@@ -146,8 +146,28 @@ timeout "$TIMEOUT" "$QEMU" \
     -append "console=ttyS0 panic=-1 mitigations=off quiet kvmsharp.job=$JOB" \
     </dev/null >"$JOB/qemu.log" 2>&1 &
 QEMU_PID=$!
+# The deadline: before stopping QEMU, the L1's CPU and local-APIC state go to $JOB/stopped-state.txt through QEMU's
+# monitor (with socat), so a hung nested host leaves a clue.
+(
+    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    sleep "$TIMEOUT" &
+    sleeper=$!
+    wait "$sleeper"
+    kill -0 "$QEMU_PID" 2>/dev/null || exit 0
+    : > "$JOB/timed-out"
+    if command -v socat >/dev/null 2>&1; then
+        for c in "info cpus" "info registers -a" "info lapic" "info pic"; do
+            echo "== $c"
+            echo "$c" | timeout 5 socat - UNIX-CONNECT:"$JOB/monitor.sock" 2>&1 | tr -d '\r' | grep -v '^(qemu)'
+        done > "$JOB/stopped-state.txt"
+    fi
+    kill "$QEMU_PID" 2>/dev/null
+) </dev/null >/dev/null 2>&1 &
+DEADLINE_PID=$!
 wait "$QEMU_PID"
 qemu_status=$?
+kill "$DEADLINE_PID" 2>/dev/null
+[ -e "$JOB/timed-out" ] && qemu_status=124
 QEMU_PID=""
 kill "$VFSD_PID" 2>/dev/null
 # The cats end when QEMU closes the fifos. One that QEMU never opened (it failed first) still waits in
@@ -161,6 +181,12 @@ VFSD_PID=""
 
 if [ "$qemu_status" -eq 124 ]; then
     echo "with-kvm: '$*' did not finish within $TIMEOUT s in the nested KVM host; stopped it" >&2
+    if [ -s "$JOB/stopped-state.txt" ]; then
+        [ -n "$CONSOLE" ] && cp "$JOB/stopped-state.txt" "$CONSOLE.state"
+        echo "with-kvm: the L1 when it was stopped (QEMU monitor):" >&2
+        grep -E '^(==|\* CPU|  CPU|RIP=|CR0=|HLT|LVT|Timer|ISR|IRR|PPR)' "$JOB/stopped-state.txt" | head -30 >&2
+    fi
+    tail -5 "$JOB/console.log" >&2
     exit 124
 fi
 if [ -s "$JOB/status" ]; then
