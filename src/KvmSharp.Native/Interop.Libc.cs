@@ -28,5 +28,8 @@ internal static partial class Interop
         internal const int EROFS = 30;
         internal const int ENOLCK = 37;
         internal const int ENOSYS = 38;
+        internal const int EPIPE = 32;
+        internal const int ECONNRESET = 104;
+        internal const int EMSGSIZE = 90;
     }
 }

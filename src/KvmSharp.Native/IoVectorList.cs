@@ -57,4 +57,44 @@ public sealed unsafe class IoVectorList
         _totalLength += length;
         return true;
     }
+    /// <summary>Appends every vector of <paramref name="other"/> (the same ranges, not copies of the bytes); false (nothing added) when they do not fit.</summary>
+    public bool TryAddAll(IoVectorList other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (_count + other._count > _vectors.Length)
+        {
+            return false;
+        }
+
+        Array.Copy(other._vectors, 0, _vectors, _count, other._count);
+        _count += other._count;
+        _totalLength += other._totalLength;
+        return true;
+    }
+
+    /// <summary>
+    /// Copies the listed bytes from position <paramref name="offset"/> of their concatenation into
+    /// <paramref name="destination"/> (as many as fit); returns the count.
+    /// </summary>
+    public int CopyTo(ulong offset, Span<byte> destination)
+    {
+        int copied = 0;
+        for (int i = 0; i < _count && copied < destination.Length; i++)
+        {
+            ulong length = _vectors[i].iov_len;
+            if (offset >= length)
+            {
+                offset -= length;
+                continue;
+            }
+
+            int chunk = (int)Math.Min(length - offset, (ulong)(destination.Length - copied));
+            // SAFETY: the vector's range is live memory by TryAdd's contract, and [offset, offset+chunk) lies inside it.
+            new ReadOnlySpan<byte>((byte*)_vectors[i].iov_base + offset, chunk).CopyTo(destination[copied..]);
+            copied += chunk;
+            offset = 0;
+        }
+
+        return copied;
+    }
 }

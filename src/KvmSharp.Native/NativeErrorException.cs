@@ -50,6 +50,9 @@ public static class Errno
     public const int EROFS = Interop.Libc.EROFS;
     public const int ENOLCK = Interop.Libc.ENOLCK;
     public const int ENOSYS = Interop.Libc.ENOSYS;
+    public const int EPIPE = Interop.Libc.EPIPE;
+    public const int ECONNRESET = Interop.Libc.ECONNRESET;
+    public const int EMSGSIZE = Interop.Libc.EMSGSIZE;
 
     /// <summary>The errno left by the last libc call on this thread (call right after it).</summary>
     public static int Last => Marshal.GetLastPInvokeError();
@@ -77,6 +80,9 @@ public static class Errno
         EROFS => "EROFS",
         ENOLCK => "ENOLCK",
         ENOSYS => "ENOSYS",
+        EPIPE => "EPIPE",
+        ECONNRESET => "ECONNRESET",
+        EMSGSIZE => "EMSGSIZE",
         _ => "errno " + errno.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 

@@ -60,6 +60,12 @@ internal static class RunCommand
         {
             Description = "Add a virtio entropy device (the guest's /dev/hwrng) fed by the host's getrandom.",
         };
+        var net = new Option<string[]>("--net")
+        {
+            Description = "A virtio-net adapter (repeatable: eth0, eth1, ...). user: user-mode networking through passt, no root (DHCP, DNS, the gateway address reaches the host's 127.0.0.1; hostfwd=tcp:[HOSTADDR]:HOSTPORT-:GUESTPORT passes a host port to the guest). tap=NAME: a TAP interface. mac=52:54:00:12:34:56 sets the address.",
+            HelpName = "user[,hostfwd=...][,mac=MAC]|tap=NAME[,mac=MAC]",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var device = DeviceOption.Create();
         var stats = new Option<bool>("--stats")
         {
@@ -68,7 +74,7 @@ internal static class RunCommand
 
         var command = new Command("run", "Boot a kernel on a PC machine (16550 UART, i8042, CMOS RTC, fw_cfg, in-kernel PIC/IOAPIC/LAPIC/PIT).")
         {
-            kernel, initrd, cmdline, memory, cpus, accel, console, disk, rng, device, stats,
+            kernel, initrd, cmdline, memory, cpus, accel, console, disk, rng, net, device, stats,
         };
         command.SetAction(parse =>
         {
@@ -112,6 +118,19 @@ internal static class RunCommand
                 }
             }
 
+            var nets = new List<NetConfig>();
+            foreach (string netText in parse.GetValue(net) ?? [])
+            {
+                try
+                {
+                    nets.Add(NetConfig.Parse(netText, nets.Count));
+                }
+                catch (VmConfigException e)
+                {
+                    return app.Fail(ExitCodes.UsageError, e.Message);
+                }
+            }
+
             var config = new VmConfig
             {
                 KernelPath = parse.GetValue(kernel)!,
@@ -130,6 +149,7 @@ internal static class RunCommand
                 KvmDevicePath = parse.GetValue(device)!,
                 Disks = disks,
                 Rng = parse.GetValue(rng),
+                Nets = nets,
             };
             return RunVerb.Run(app, config, parse.GetValue(stats));
         });

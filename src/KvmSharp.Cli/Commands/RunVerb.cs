@@ -8,6 +8,7 @@ using KvmSharp.Native;
 using KvmSharp.Vmm;
 using KvmSharp.Vmm.Config;
 using KvmSharp.Vmm.Console;
+using KvmSharp.Vmm.Net;
 using KvmSharp.Vmm.Pc;
 
 namespace KvmSharp.Cli.Commands;
@@ -111,6 +112,10 @@ internal static class RunVerb
                 return app.Fail(ExitCodes.UsageError, e.Message);
             }
             catch (BlockImageException e)
+            {
+                return app.Fail(ExitCodes.UsageError, e.Message);
+            }
+            catch (NetworkBackendException e)
             {
                 return app.Fail(ExitCodes.UsageError, e.Message);
             }

@@ -186,6 +186,46 @@ public sealed class SplitVirtQueue
     }
 
     /// <summary>
+    /// Publishes several used elements with one used-index update (VIRTIO_NET_F_MRG_RXBUF: a frame spread over
+    /// <paramref name="heads"/>.Length buffers must appear to the driver all at once, or it reads num_buffers and
+    /// finds some missing). Every element is written first, then (release) the index. Ignored once the queue is stopped.
+    /// </summary>
+    public void AddUsedBatch(ReadOnlySpan<ushort> heads, ReadOnlySpan<uint> lengths)
+    {
+        if (_broken || heads.IsEmpty)
+        {
+            return;
+        }
+
+        if (heads.Length != lengths.Length || heads.Length > _size)
+        {
+            throw new ArgumentException($"A used batch needs one length per head and at most {_size} elements.", nameof(lengths));
+        }
+
+        Span<byte> element = stackalloc byte[UsedElementSize];
+        for (int i = 0; i < heads.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(element, heads[i]);
+            BinaryPrimitives.WriteUInt32LittleEndian(element[4..], lengths[i]);
+            ulong slot = _usedRing + RingHeaderSize + ((ulong)UsedElementSize * (uint)((ushort)(_nextUsed + i) & (_size - 1)));
+            if (!_memory.TryWrite(slot, element))
+            {
+                Stop(ChainError.InvalidLayout);
+                return;
+            }
+        }
+
+        if (!TryGetRingField(_usedRing + 2, out var usedIndex))
+        {
+            Stop(ChainError.InvalidLayout);
+            return;
+        }
+
+        _nextUsed += (ushort)heads.Length;
+        Volatile.Write(ref usedIndex[0], ToLittleEndian(_nextUsed));
+    }
+
+    /// <summary>
     /// Decides whether the driver wants a used-buffer notification for what was published since the last decision
     /// (2.7.7): with VIRTIO_F_EVENT_IDX, when the used index passed used_event (vring_need_event); without it, unless
     /// the driver set VIRTQ_AVAIL_F_NO_INTERRUPT. False when nothing was published since.

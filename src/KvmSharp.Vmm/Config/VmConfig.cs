@@ -117,6 +117,9 @@ public sealed record VmConfig
 
     /// <summary>A virtio entropy device fed by the host's getrandom.</summary>
     public bool Rng { get; init; }
+
+    /// <summary>Network adapters (virtio-net), in this order (eth0, eth1, ...).</summary>
+    public IReadOnlyList<NetConfig> Nets { get; init; } = [];
 }
 
 /// <summary>A user error in the machine description; the message is one line that says what to do.</summary>

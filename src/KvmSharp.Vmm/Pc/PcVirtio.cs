@@ -1,19 +1,23 @@
 using System.Globalization;
 using KvmSharp.Devices.Bus;
+using KvmSharp.Devices.EventLoop;
 using KvmSharp.Devices.Pci;
 using KvmSharp.Devices.Virtio;
+using KvmSharp.Devices.Virtio.Net;
 using KvmSharp.Devices.Virtio.Pci;
 using KvmSharp.Hypervisor;
 using KvmSharp.Kvm;
 using KvmSharp.Memory;
 using KvmSharp.Vmm.Config;
+using KvmSharp.Vmm.Net;
 using KvmSharp.Vmm.Pci;
 
 namespace KvmSharp.Vmm.Pc;
 
 /// <summary>
 /// The PC's PCI bus and virtio devices (docs/pci.md, docs/virtio.md): the host bridge and configuration ports always,
-/// then one virtio-pci function per <c>--disk</c> (in order: vda, vdb, ...), <c>--rng</c> and <c>--console virtio</c>.
+/// then one virtio-pci function per <c>--disk</c> (in order: vda, vdb, ...), <c>--rng</c>, <c>--console virtio</c>
+/// and <c>--net</c> (eth0, eth1, ...). Network adapters do their packet I/O on one event-loop thread ("virtio-net").
 /// On KVM, MSI-X goes through GSI routes and irqfds and queue notifications through ioeventfds served by one worker
 /// thread; on the software CPU, messages go straight to the C# interrupt router and notifications are handled on the
 /// vCPU thread that wrote the notify register.
@@ -23,6 +27,7 @@ public sealed class PcVirtio : IDisposable
     private readonly List<IDisposable> _owned = [];
     private readonly List<VirtioPciTransport> _transports = [];
     private VirtioNotifyWorker? _worker;
+    private DeviceEventLoop? _netLoop;
 
     private PcVirtio(PciBus bus) => Bus = bus;
 
@@ -35,7 +40,8 @@ public sealed class PcVirtio : IDisposable
 
     /// <summary>
     /// Creates the bus and the devices. Images are opened (and locked) here, so a missing or locked image fails the
-    /// build with <see cref="BlockImageException"/> before any vCPU runs. <paramref name="kvm"/> is null on the
+    /// build with <see cref="BlockImageException"/> before any vCPU runs; a network backend that cannot start (no
+    /// passt, a busy TAP) fails it with <see cref="NetworkBackendException"/>. <paramref name="kvm"/> is null on the
     /// software CPU. Transactional: on failure everything opened so far is closed.
     /// </summary>
     public static PcVirtio Create(
@@ -76,6 +82,24 @@ public sealed class PcVirtio : IDisposable
                 pci.Add(console, interrupts, routing);
             }
 
+            for (int i = 0; i < config.Nets.Count; i++)
+            {
+                pci._netLoop ??= new DeviceEventLoop("virtio-net", onWorkerFailure);
+                var backend = NetworkBackends.Open(config.Nets[i]);
+                VirtioNet nic;
+                try
+                {
+                    nic = new VirtioNet(memory, backend, config.Nets[i].Mac, pci._netLoop);
+                }
+                catch
+                {
+                    backend.Dispose();
+                    throw;
+                }
+
+                pci.Add(nic, interrupts, routing);
+            }
+
             if (kvm is not null && pci._transports.Count > 0)
             {
                 pci._worker = new VirtioNotifyWorker(kvm, onWorkerFailure);
@@ -114,22 +138,43 @@ public sealed class PcVirtio : IDisposable
                 VirtioEntropy e => $"{slot} rng: {Queues(e.QueueCounters)}; {transport}",
                 VirtioConsole c => string.Create(CultureInfo.InvariantCulture,
                     $"{slot} console: {c.BytesTransmitted:N0} bytes out, {c.BytesReceived:N0} bytes in; {Queues(c.QueueCounters)}; {transport}"),
+                VirtioNet n => NetLine(slot, n, transport),
                 var other => $"{slot} {other.GetType().Name}: {transport}",
             };
+        }
+
+        static string NetLine(string slot, VirtioNet n, string transport)
+        {
+            var c = n.Counters;
+            return string.Create(CultureInfo.InvariantCulture,
+                $"{slot} net {n.Backend.Description}: rx {c.RxFrames:N0} packets {c.RxBytes:N0} bytes {c.RxDropped:N0} dropped, " +
+                $"tx {c.TxFrames:N0} packets {c.TxBytes:N0} bytes {c.TxDropped:N0} dropped; guest errors {c.GuestErrors:N0} " +
+                $"(tx: {c.TxHeaderTooShort} header too short, {c.TxFrameTooShort} frame too short, {c.TxFrameTooLarge} too large, " +
+                $"{c.TxOffloadNotNegotiated} offload not negotiated, {c.TxBadChecksumOffsets} bad checksum offsets, {c.TxNumBuffersSet} num_buffers set; " +
+                $"rx: {c.RxHeaderTooShort} buffer too short for the header, {c.RxBuffersTooSmall} buffers too small, {c.RxNoWritable} not writable; " +
+                $"ctrl: {c.CtrlBadLength} bad length, {c.CtrlBadOffloads} bad offloads, {c.CtrlUnsupported} unsupported); " +
+                $"host: {n.Backend.OversizedFrames} oversized, {c.BackendRejected} rejected, link {(n.LinkUp ? "up" : "down")}; " +
+                $"{Queues(n.QueueCounters)}; {transport}");
         }
 
         static string Queues(VirtQueueCounters q) => string.Create(CultureInfo.InvariantCulture,
             $"{q.Chains:N0} chains, {q.MalformedChains:N0} malformed, {q.RingErrors:N0} ring errors");
     }
 
-    /// <summary>Starts the notification worker (KVM); call before the vCPUs run.</summary>
-    public void Start() => _worker?.Start();
+    /// <summary>Starts the notification worker (KVM) and the network event loop; call before the vCPUs run.</summary>
+    public void Start()
+    {
+        _worker?.Start();
+        _netLoop?.Start();
+    }
 
     /// <summary>Stops the worker, then closes devices and images. Call after the vCPUs stopped and before the VM closes.</summary>
     public void Dispose()
     {
         _worker?.Dispose();
         _worker = null;
+        _netLoop?.Dispose();
+        _netLoop = null;
         for (int i = _owned.Count - 1; i >= 0; i--)
         {
             _owned[i].Dispose();
