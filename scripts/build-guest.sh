@@ -8,8 +8,11 @@
 #                      linux-image-*-cloud-amd64 package that linux-image-cloud-amd64 depends on
 #   vmlinux            the uncompressed ELF64 kernel extracted from vmlinuz (has the Xen PVH
 #                      note XEN_ELFNOTE_PHYS32_ENTRY, type 18)
-#   initramfs.cpio.gz  busybox-static + applet links, /dev nodes, the kernel's virtio modules,
-#                      and an /init that loads them, prints KVMSHARP-GUEST-READY and runs a shell
+#   initramfs.cpio.gz  busybox-static + applet links, /dev nodes, the kernel's virtio modules
+#                      (virtio-net too), iperf3 with the shared libraries it needs, and an /init that
+#                      loads the modules, configures eth0 by DHCP when there is one (not with
+#                      kvmsharp.net=off), prints KVMSHARP-GUEST-READY, runs the base64 shell script
+#                      given as kvmsharp.run= if any, and runs a shell (docs/networking.md)
 #   kvm-host-initramfs.cpio.gz
 #                      the nested KVM host's initramfs (scripts/with-kvm.sh): busybox, kvm, kvm-amd,
 #                      kvm-intel, virtio-pci, virtio-console, fuse and virtiofs, and an /init that
@@ -28,6 +31,10 @@ BUSYBOX_PKG=busybox-static
 MARKER=KVMSHARP-GUEST-READY
 # Modules to load, in the order requested; dependencies from modules.dep are loaded first.
 MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio_rng"
+# Userland for the guest beyond busybox: iperf3 and the packages holding the shared libraries it needs
+# (libiperf0 -> libcrypto.so.3 from libssl3, libsctp1, libc6's libm, libc and loader). The files come from these
+# .debs, not from the host; every DT_NEEDED entry must be found in them or the build fails.
+USERLAND_PKGS="iperf3 libiperf0 libssl3 libsctp1 libc6"
 # The nested KVM host's modules (ENVIRONMENT.md gives the order; dependencies are resolved the same way).
 KVM_HOST_MODULES="irqbypass kvm kvm_amd kvm_intel virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console fuse virtiofs"
 
@@ -40,7 +47,7 @@ while [ $# -gt 0 ]; do
         --update) UPDATE=1 ;;
         --out) shift; OUT="$1" ;;
         --out=*) OUT="${1#--out=}" ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-guest: unknown argument '$1' (try --help)" >&2; exit 1 ;;
     esac
     shift
@@ -81,7 +88,9 @@ candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; e
 known() { local v; v=$(candidate "$1"); [ -n "$v" ] && [ "$v" != "(none)" ]; }
 
 [ "$UPDATE" -eq 1 ] && apt_update_once
-if ! known "$KERNEL_META" || ! known "$BUSYBOX_PKG"; then apt_update_once; fi
+need_update=0
+for p in "$KERNEL_META" "$BUSYBOX_PKG" $USERLAND_PKGS; do known "$p" || need_update=1; done
+[ "$need_update" -eq 1 ] && apt_update_once
 need_tools
 
 # The versioned kernel package that the meta-package depends on (e.g. linux-image-6.1.0-56-cloud-amd64).
@@ -92,6 +101,13 @@ KVER_PKG=$(candidate "$KPKG")
 BB_VER=$(candidate "$BUSYBOX_PKG")
 [ -n "$KVER_PKG" ] && [ "$KVER_PKG" != "(none)" ] || die "no installable version of $KPKG"
 [ -n "$BB_VER" ] && [ "$BB_VER" != "(none)" ] || die "no installable version of $BUSYBOX_PKG"
+# "iperf3=3.12-1+deb12u2 libiperf0=..." : exact versions to download, and part of the cache key.
+USERLAND=""
+for p in $USERLAND_PKGS; do
+    v=$(candidate "$p")
+    [ -n "$v" ] && [ "$v" != "(none)" ] || die "no installable version of $p"
+    USERLAND="${USERLAND:+$USERLAND }$p=$v"
+done
 
 # ---------------------------------------------------------------- up to date?
 mkdir -p "$OUT"
@@ -100,6 +116,7 @@ if [ "$FORCE" -eq 0 ] && [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/vmlinux" ] \
    && [ -s "$OUT/initramfs.cpio.gz" ] && [ -s "$OUT/kvm-host-initramfs.cpio.gz" ] && [ -s "$MAN" ] \
    && grep -qx "kernel-package: $KPKG $KVER_PKG" "$MAN" \
    && grep -qx "busybox-package: $BUSYBOX_PKG $BB_VER" "$MAN" \
+   && grep -qx "userland-packages: $USERLAND" "$MAN" \
    && grep -qx "recipe-sha256: $SCRIPT_SHA" "$MAN"; then
     ok=1
     for f in vmlinuz vmlinux initramfs.cpio.gz kvm-host-initramfs.cpio.gz; do
@@ -119,14 +136,22 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmsharp-guest.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 # ---------------------------------------------------------------- fetch packages
-log "downloading $KPKG=$KVER_PKG and $BUSYBOX_PKG=$BB_VER"
+log "downloading $KPKG=$KVER_PKG, $BUSYBOX_PKG=$BB_VER and $USERLAND"
+# shellcheck disable=SC2086 # USERLAND is a list of pkg=version words
 ( cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root \
-      "$KPKG=$KVER_PKG" "$BUSYBOX_PKG=$BB_VER" >&2 )
+      "$KPKG=$KVER_PKG" "$BUSYBOX_PKG=$BB_VER" $USERLAND >&2 )
 KDEB=$(ls "$WORK"/"${KPKG}"_*.deb)
 BDEB=$(ls "$WORK"/"${BUSYBOX_PKG}"_*.deb)
-mkdir -p "$WORK/kpkg" "$WORK/bpkg"
+mkdir -p "$WORK/kpkg" "$WORK/bpkg" "$WORK/upkg"
 dpkg-deb -x "$KDEB" "$WORK/kpkg"
 dpkg-deb -x "$BDEB" "$WORK/bpkg"
+UDEBS=()
+for p in $USERLAND_PKGS; do
+    d=$(ls "$WORK"/"${p}"_*.deb)
+    dpkg-deb -x "$d" "$WORK/upkg"
+    UDEBS+=("$d")
+done
+UPKG="$WORK/upkg"
 
 KVMLINUZ=$(ls "$WORK"/kpkg/boot/vmlinuz-* | head -n1)
 [ -f "$KVMLINUZ" ] || die "no /boot/vmlinuz-* in $KDEB"
@@ -258,6 +283,107 @@ make_busybox_root() {
     echo "root:x:0:" > "$root/etc/group"
 }
 
+# iperf3 from $UPKG (the unpacked USERLAND_PKGS) in usr/bin, its ELF interpreter, and every shared library it
+# needs (DT_NEEDED, followed recursively) copied under its soname into lib/x86_64-linux-gnu, which the loader
+# searches by default (there is no ld.so.cache). Checked like ldd: the copied loader lists the binary's libraries
+# from the copied ones only, and as root iperf3 --version runs chrooted into the tree.
+ULIB_DIRS="lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu lib64 lib usr/lib"
+needed_libs() { readelf -dW "$1" | sed -n 's/.*(NEEDED).*Shared library: \[\(.*\)\]$/\1/p'; }
+find_ulib() {
+    local d
+    for d in $ULIB_DIRS; do
+        [ -e "$UPKG/$d/$1" ] && { readlink -f "$UPKG/$d/$1"; return 0; }
+    done
+    return 1
+}
+add_userland() {
+    local root="$1" libdir="$1/lib/x86_64-linux-gnu" interp lib f listing
+    local -a queue=()
+    local -A have=()
+    mkdir -p "$libdir" "$root/usr/bin"
+    cp "$UPKG/usr/bin/iperf3" "$root/usr/bin/iperf3"
+    chmod 755 "$root/usr/bin/iperf3"
+    interp=$(readelf -lW "$UPKG/usr/bin/iperf3" | sed -n 's/.*Requesting program interpreter: \(.*\)\]$/\1/p')
+    [ -n "$interp" ] || die "iperf3 has no ELF interpreter"
+    mapfile -t queue < <(needed_libs "$UPKG/usr/bin/iperf3"; basename "$interp")
+    while [ ${#queue[@]} -gt 0 ]; do
+        lib=${queue[0]}
+        queue=("${queue[@]:1}")
+        [ -n "${have[$lib]:-}" ] && continue
+        have[$lib]=1
+        # readlink -f in find_ulib can leave the tree when a package symlink is absolute (lib64's loader link).
+        f=$(find_ulib "$lib") && [ -f "$f" ] && [ "${f#"$UPKG"/}" != "$f" ] \
+            || f=$(find "$UPKG" -name "$lib" -type f -print -quit)
+        [ -n "$f" ] && [ -f "$f" ] || die "iperf3 needs $lib, which none of $USERLAND_PKGS provides"
+        cp "$f" "$libdir/$lib"
+        chmod 755 "$libdir/$lib"
+        mapfile -t -O "${#queue[@]}" queue < <(needed_libs "$f")
+    done
+    if [ "$interp" != "/lib/x86_64-linux-gnu/$(basename "$interp")" ]; then
+        mkdir -p "$root$(dirname "$interp")"
+        ln -s "/lib/x86_64-linux-gnu/$(basename "$interp")" "$root$interp"
+    fi
+    # The check ldd makes, with the initramfs's own loader and libraries (no host library is used).
+    listing=$("$libdir/$(basename "$interp")" --inhibit-cache --library-path "$libdir" --list "$root/usr/bin/iperf3" 2>&1) \
+        || die "iperf3's libraries do not resolve in the initramfs: $listing"
+    # grep reads all of its input here (no -q): a here-string, not a pipe, so no SIGPIPE either way.
+    if grep -e 'not found' -e '=> /[^ ]*' <<<"$listing" | grep -v "=> $libdir/" >/dev/null; then
+        die "iperf3 resolves libraries outside the initramfs: $listing"
+    fi
+    if [ "$(id -u)" -eq 0 ]; then
+        chroot "$root" /usr/bin/iperf3 --version >/dev/null || die "iperf3 --version fails chrooted into the initramfs"
+    fi
+    log "iperf3 with ${!have[*]} ($(du -sk "$root/usr/bin/iperf3" "$libdir" | awk '{s += $1} END {print s}') KiB)"
+}
+
+# The udhcpc event script (busybox udhcpc -s): applies a lease to $interface (address/prefix, MTU from option 26,
+# default route, resolv.conf) and records it in /run/udhcpc.$interface for /init's summary line.
+write_udhcpc_script() {
+    mkdir -p "$1/usr/share/udhcpc"
+    cat > "$1/etc/udhcpc.script" <<'EOF'
+#!/bin/sh
+# udhcpc event script (generated by scripts/build-guest.sh; docs/networking.md).
+# udhcpc sets: interface ip mask (prefix bits) subnet broadcast router dns domain mtu lease serverid.
+state=/run/udhcpc.$interface
+case "$1" in
+    deconfig)
+        ip -4 addr flush dev "$interface"
+        ip link set "$interface" up
+        rm -f "$state"
+        ;;
+    bound|renew)
+        [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+        # Keep the address on a renew with the same lease (flushing it would cut open connections).
+        if ! ip -4 addr show dev "$interface" | grep -F " $ip/${mask:-32} " >/dev/null; then
+            ip -4 addr flush dev "$interface"
+            ip addr add "$ip/${mask:-32}" ${broadcast:+broadcast "$broadcast"} dev "$interface"
+        fi
+        while ip route del default dev "$interface" 2>/dev/null; do :; done
+        for r in $router; do
+            ip route add default via "$r" dev "$interface" && break
+        done
+        {
+            [ -n "$domain" ] && echo "search $domain"
+            for d in $dns; do echo "nameserver $d"; done
+        } > /etc/resolv.conf
+        {
+            echo "lease_ip=$ip"
+            echo "lease_mask=${mask:-32}"
+            echo "lease_router='$router'"
+            echo "lease_dns='$dns'"
+            echo "lease_mtu=$mtu"
+        } > "$state"
+        ;;
+    leasefail|nak)
+        ;;
+esac
+exit 0
+EOF
+    chmod 755 "$1/etc/udhcpc.script"
+    # busybox udhcpc's default -s path, for running udhcpc by hand.
+    ln -s /etc/udhcpc.script "$1/usr/share/udhcpc/default.script"
+}
+
 # Device nodes: made with mknod as root, or under fakeroot otherwise; cpio records them as
 # char-device entries owned by root.
 cat > "$WORK/pack.sh" <<'EOF'
@@ -290,8 +416,11 @@ pack_root() {
 resolve_modules "$MODULES"
 ROOT="$WORK/initramfs"
 make_busybox_root "$ROOT"
+add_userland "$ROOT"
+write_udhcpc_script "$ROOT"
 GUEST_MODULES=$(tr '\n' ' ' < "$ROOT/etc/kvmsharp-modules" | sed 's/ $//')
-cat > "$ROOT/init" <<EOF
+# The guest's /init, written with a quoted heredoc (nothing expands here); @MARKER@ is replaced afterwards.
+cat > "$ROOT/init" <<'EOF'
 #!/bin/sh
 # KvmSharp default guest init (generated by scripts/build-guest.sh).
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
@@ -303,14 +432,33 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /run 2>/dev/null
 hostname kvmsharp-guest
-moddir=/lib/modules/\$(uname -r)
+moddir=/lib/modules/$(uname -r)
 while read -r m; do
-    case "\$m" in
-        missing:*) echo "init: module \${m#missing:} is not in this initramfs; skipped" ;;
-        *) insmod "\$moddir/\$m" 2>/dev/null || echo "init: insmod \$m failed; continuing" ;;
+    case "$m" in
+        missing:*) echo "init: module ${m#missing:} is not in this initramfs; skipped" ;;
+        *) insmod "$moddir/$m" 2>/dev/null || echo "init: insmod $m failed; continuing" ;;
     esac
 done < /etc/kvmsharp-modules
-echo "$MARKER"
+cmdline=" $(cat /proc/cmdline) "
+# Networking (docs/networking.md): with a NIC (virtio-net: eth0), DHCP on it unless kvmsharp.net=off is on the
+# kernel command line. Without eth0 nothing runs here. udhcpc tries 5 discovers 1 s apart, then gives up.
+if [ -e /sys/class/net/eth0 ]; then
+    case "$cmdline" in
+        *" kvmsharp.net=off "*) echo "init: kvmsharp.net=off; eth0 left unconfigured" ;;
+        *)
+            ip link set lo up
+            ip link set eth0 up
+            if udhcpc -i eth0 -q -n -t 5 -T 1 -s /etc/udhcpc.script >/run/udhcpc.log 2>&1 \
+               && [ -s /run/udhcpc.eth0 ]; then
+                . /run/udhcpc.eth0
+                echo "init: eth0 $lease_ip/$lease_mask via ${lease_router:-none} mtu $(cat /sys/class/net/eth0/mtu)"
+            else
+                echo "init: eth0 has no DHCP lease"
+            fi
+            ;;
+    esac
+fi
+echo "@MARKER@"
 # Boot-time marker: 123 to kvmsharp's boot timer, which 'kvmsharp run --stats' reports. This kernel has
 # no /dev/port (CONFIG_DEVPORT is off), so the write goes to the timer's MMIO alias through /dev/mem.
 # Elsewhere (QEMU) nothing is at that address and the write is dropped.
@@ -321,12 +469,29 @@ if [ -e /sys/class/tty/hvc0 ]; then
     echo "init: virtio console hvc0 present; shell on it"
     ( while :; do setsid sh -c 'exec sh -l <>/dev/hvc0 >&0 2>&0'; sleep 1; done ) &
 fi
+# kvmsharp.run=<base64 of a shell script> on the kernel command line: decoded and run once here, stdin from
+# /dev/null, output on the console; then the shell starts as usual (end the script with poweroff -f to stop).
+case "$cmdline" in
+    *" kvmsharp.run="*)
+        run=${cmdline##* kvmsharp.run=}
+        run=${run%% *}
+        if echo "$run" | base64 -d > /run/kvmsharp-run.sh 2>/dev/null && [ -s /run/kvmsharp-run.sh ]; then
+            echo "init: running kvmsharp.run script"
+            rc=0
+            sh /run/kvmsharp-run.sh </dev/null || rc=$?
+            echo "init: kvmsharp.run script exited with status $rc"
+        else
+            echo "init: kvmsharp.run is not valid base64; not run"
+        fi
+        ;;
+esac
 # Interactive shell with a controlling tty (job control); poweroff -f ends the VM.
 while :; do
     setsid cttyhack sh -l
     echo "init: shell exited; starting a new one (use 'poweroff -f' to stop the VM)"
 done
 EOF
+sed -i "s/@MARKER@/$MARKER/" "$ROOT/init"
 chmod 755 "$ROOT/init"
 cat > "$ROOT/etc/profile" <<'EOF'
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
@@ -404,6 +569,7 @@ for f in $OUTPUTS; do mv -f "$OUT/$f.new" "$OUT/$f"; done
     echo "kernel-package: $KPKG $KVER_PKG"
     echo "kernel-release: $KREL"
     echo "busybox-package: $BUSYBOX_PKG $BB_VER"
+    echo "userland-packages: $USERLAND"
     echo "recipe-sha256: $SCRIPT_SHA"
     echo "pvh-entry: $PVH_ENTRY"
     echo "vmlinuz-setup-sects: $SETUP_SECTS"
@@ -412,6 +578,7 @@ for f in $OUTPUTS; do mv -f "$OUT/$f.new" "$OUT/$f"; done
     echo "kvm-host-modules: $KVM_HOST_LOADED"
     echo "deb-sha256: $(sha256sum "$KDEB" | cut -d' ' -f1) $(basename "$KDEB")"
     echo "deb-sha256: $(sha256sum "$BDEB" | cut -d' ' -f1) $(basename "$BDEB")"
+    for d in "${UDEBS[@]}"; do echo "deb-sha256: $(sha256sum "$d" | cut -d' ' -f1) $(basename "$d")"; done
     for f in $OUTPUTS; do
         echo "sha256 $(sha256sum "$OUT/$f" | cut -d' ' -f1) $f $(stat -c %s "$OUT/$f")"
     done

@@ -156,6 +156,7 @@ public static class PcMachineBuilder
             }
 
             var machine = new Machine(vm, memory, vcpus, io, control);
+            virtio.Start();
             return new PcMachine(machine, serial, bootTimer, boot, "emulator", virtio);
         }
         catch
