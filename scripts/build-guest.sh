@@ -36,7 +36,7 @@ MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_p
 # .debs, not from the host; every DT_NEEDED entry must be found in them or the build fails.
 USERLAND_PKGS="iperf3 libiperf0 libssl3 libsctp1 libc6"
 # The nested KVM host's modules (ENVIRONMENT.md gives the order; dependencies are resolved the same way).
-KVM_HOST_MODULES="irqbypass kvm kvm_amd kvm_intel virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console fuse virtiofs"
+KVM_HOST_MODULES="irqbypass kvm kvm_amd kvm_intel virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_console fuse virtiofs tun veth"
 
 FORCE=0
 UPDATE=0
@@ -439,7 +439,8 @@ while read -r m; do
         *) insmod "$moddir/$m" 2>/dev/null || echo "init: insmod $m failed; continuing" ;;
     esac
 done < /etc/kvmsharp-modules
-cmdline=" $(cat /proc/cmdline) "
+read -r cmdline < /proc/cmdline
+cmdline=" $cmdline "
 # Networking (docs/networking.md): with a NIC (virtio-net: eth0), DHCP on it unless kvmsharp.net=off is on the
 # kernel command line. Without eth0 nothing runs here. udhcpc tries 5 discovers 1 s apart, then gives up.
 if [ -e /sys/class/net/eth0 ]; then
@@ -547,11 +548,19 @@ mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts devpts /host/dev/pts
 mount -t tmpfs tmpfs /host/dev/shm
 ip link set lo up 2>/dev/null
+# Networking for the jobs: the L1 has no NIC, but passt (--net user) needs an interface with a default route, so a
+# veth pair stands in (TEST-NET-1 addresses, like the development machines'; the gateway reaches the L1's loopback
+# through passt). Network namespaces (the TAP test) go on a tmpfs of the L1's own, not into the host's /run.
+# (The L1's 6.1 kernel names the peer veth0 whatever name is asked for, so every interface is brought up by name.)
+chroot /host sh -c 'ip link add eth0 type veth && ip addr add 192.0.2.2/24 dev eth0 \
+  && for n in /sys/class/net/*; do ip link set "${n##*/}" up || exit 1; done && ip route add default via 192.0.2.1' \
+  || say "no veth network (passt will not start)"
+mkdir -p /host/run/netns && mount -t tmpfs tmpfs /host/run/netns
 say "running $job/run.sh"
-chroot /host /bin/bash "$job/run.sh" </dev/null >"$out" 2>"$err"
-say "job ended with status $?"
-sync
-poweroff -f
+# switch_root, not chroot: a chrooted process may not create user namespaces (user_namespaces(7)), and passt sandboxes
+# itself in one. The host's sh becomes PID 1 on the host's /; it powers off through sysrq (no init to ask).
+exec switch_root /host /bin/sh -c '/bin/bash "$0" </dev/null >"$1" 2>"$2"; echo "kvm-host: job ended with status $?" > /dev/kmsg
+sync; echo o > /proc/sysrq-trigger; sleep 60' "$job/run.sh" "$out" "$err"
 EOF
 chmod 755 "$HROOT/init"
 pack_root "$HROOT" "$WORK/kvm-host-initramfs.cpio.gz"

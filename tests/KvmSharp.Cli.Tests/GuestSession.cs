@@ -21,15 +21,23 @@ internal sealed class GuestSession : IDisposable
         _process = process;
     }
 
-    public static GuestSession Start(params string[] args)
+    public static GuestSession Start(params string[] args) => StartWrapped([], args);
+
+    /// <summary>kvmsharp run through a wrapper command (<c>ip netns exec NAME</c>).</summary>
+    public static GuestSession StartWrapped(string[] wrapper, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(wrapper.Length > 0 ? wrapper[0] : "dotnet")
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var w in wrapper.Skip(1).Concat(wrapper.Length > 0 ? ["dotnet"] : []))
+        {
+            psi.ArgumentList.Add(w);
+        }
+
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "kvmsharp.dll"));
         foreach (var a in args)
         {
