@@ -8,9 +8,11 @@
 #   5  VMM memory overhead (peak RSS minus guest RAM touched) for 1 and 3
 #   6  guest MIPS of the software CPU on a fixed CPU-bound workload (bench-guest work=N)
 #   7  boot of the default Debian guest to its ready marker on KVM (--accel kvm vs -M microvm -accel kvm)
-# The KVM items (1, 2, 5a, 7) run through scripts/with-kvm.sh: directly where /dev/kvm is usable, else both VMMs
+#   8  network, both VMMs on passt (--net user vs -netdev stream): iperf3 guest to host and host to guest, and a
+#      1-byte TCP round trip from the host to the guest and back; 8a on the software CPUs, 8b on KVM
+# The KVM items (1, 2, 5a, 7, 8b) run through scripts/with-kvm.sh: directly where /dev/kvm is usable, else both VMMs
 # inside its nested KVM host (QEMU TCG emulating SVM), where the table says "nested". The software-CPU items
-# (3, 4, 5b, 6) run on this machine. So there are up to two tables, each saying where it was measured. Installs
+# (3, 4, 5b, 6, 8a) run on this machine. So there are up to two tables, each saying where it was measured. Installs
 # QEMU when missing, builds the default guest (scripts/build-guest.sh) and measures the shipped kvmsharp
 # (scripts/publish.sh), all on this machine before anything runs nested.
 #
@@ -20,9 +22,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
-  echo "compare: installing qemu-system-x86" >&2
-  apt-get update -qq >&2 && apt-get install -y -qq qemu-system-x86 >&2
+need=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+command -v passt >/dev/null 2>&1 || need+=(passt)
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "compare: installing ${need[*]}" >&2
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
 fi
 
 log=$(mktemp)
@@ -44,7 +50,7 @@ guest=${KVMSHARP_GUEST_DIR:-$HOME/.cache/kvmsharp/guest}
 echo "command: bench/compare.sh $*" >&2
 
 # --only, split into the items measured here and those measured on KVM; every other option goes to both runs.
-only="1,2,3,4,5a,5b,6,7"
+only="1,2,3,4,5a,5b,6,7,8a,8b"
 passed=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -57,7 +63,8 @@ host_items=() kvm_items=()
 for item in ${only//,/ }; do
   case "$item" in
     5) host_items+=(5b); kvm_items+=(5a) ;;
-    1|2|5a|7) kvm_items+=("$item") ;;
+    8) host_items+=(8a); kvm_items+=(8b) ;;
+    1|2|5a|7|8b) kvm_items+=("$item") ;;
     *) host_items+=("$item") ;;
   esac
 done

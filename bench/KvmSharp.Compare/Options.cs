@@ -17,8 +17,9 @@ internal sealed class Options
           --exits N             exits per loop for item 2 (default 200000; 20000 in a nested KVM host)
           --work N              workload rounds for item 6 (default 8)
           --disk-mib N          disk size for item 4 (default 256)
-          --only LIST           items to run, e.g. 1,2,5a (default: all; 5 is 5a and 5b). KVM items: 1, 2, 5a, 7;
-                                software-CPU items: 3, 4, 5b, 6
+          --only LIST           items to run, e.g. 1,2,5a (default: all; 5 is 5a and 5b, 8 is 8a and 8b). KVM items:
+                                1, 2, 5a, 7, 8b; software-CPU items: 3, 4, 5b, 6, 8a
+          --net-seconds N       length of each iperf3 run for item 8 (default 10)
           --tiny-accel A        kvm (default) or emulator: where items 1, 2 and 5a run. emulator runs them on
                                 kvmsharp's software CPU and QEMU TCG, to try the bench on a host without KVM
         """;
@@ -46,7 +47,9 @@ internal sealed class Options
 
     public int DiskMiB { get; private set; } = 256;
 
-    public static readonly string[] Items = ["1", "2", "3", "4", "5a", "5b", "6", "7"];
+    public int NetSeconds { get; private set; } = 10;
+
+    public static readonly string[] Items = ["1", "2", "3", "4", "5a", "5b", "6", "7", "8a", "8b"];
 
     public HashSet<string> Only { get; } = [.. Items];
 
@@ -73,6 +76,7 @@ internal sealed class Options
                 case "--exits": o.Exits = Count(); break;
                 case "--work": o.Work = Count(); break;
                 case "--disk-mib": o.DiskMiB = Count(); break;
+                case "--net-seconds": o.NetSeconds = Count(); break;
                 case "--only":
                     o.Only.Clear();
                     foreach (string item in Value().Split(',', StringSplitOptions.RemoveEmptyEntries))
@@ -81,13 +85,17 @@ internal sealed class Options
                         {
                             o.Only.UnionWith(["5a", "5b"]);
                         }
+                        else if (item == "8")
+                        {
+                            o.Only.UnionWith(["8a", "8b"]);
+                        }
                         else if (Array.IndexOf(Items, item) >= 0)
                         {
                             o.Only.Add(item);
                         }
                         else
                         {
-                            throw new BenchException($"--only takes items 1, 2, 3, 4, 5, 5a, 5b, 6 and 7, not '{item}'");
+                            throw new BenchException($"--only takes items 1, 2, 3, 4, 5, 5a, 5b, 6, 7, 8, 8a and 8b, not '{item}'");
                         }
                     }
 

@@ -61,6 +61,9 @@ internal static partial class Program
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
+    internal static string GuestCommandAt(VmmProcess vmm, ref int at, string command, out TimeSpan elapsed) =>
+        Bench.GuestCommand(vmm, ref at, command, out elapsed);
+
     internal static void Log(string text) => Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{DateTime.Now:HH:mm:ss}] {text}"));
 
     /// <summary>The measurements, each a method that adds its rows to the table.</summary>
@@ -102,6 +105,16 @@ internal static partial class Program
             if (options.Only.Contains("7"))
             {
                 Guarded([Row.DebianKvmBoot], kvmUsable, kvmProblem, () => DebianOnKvm(kvmWhere));
+            }
+
+            if (options.Only.Contains("8a"))
+            {
+                Guarded([Row.NetSoftG2H, Row.NetSoftH2G, Row.NetSoftRtt], true, "", () => Network(onKvm: false, "software CPU: `--accel emulator` vs TCG"));
+            }
+
+            if (options.Only.Contains("8b"))
+            {
+                Guarded([Row.NetKvmG2H, Row.NetKvmH2G, Row.NetKvmRtt], kvmUsable, kvmProblem, () => Network(onKvm: true, kvmWhere));
             }
         }
 
@@ -258,6 +271,11 @@ internal static partial class Program
             }
         }
 
+        // ---- 8: the network through passt for both (bench/KvmSharp.Compare/NetworkBench.cs).
+        private void Network(bool onKvm, string where) =>
+            new NetworkBench(options, table, args => KvmSharpCommand(args), QemuCommon).Run(
+                onKvm, where, onKvm ? Row.NetKvmG2H : Row.NetSoftG2H, onKvm ? Row.NetKvmH2G : Row.NetSoftH2G, onKvm ? Row.NetKvmRtt : Row.NetSoftRtt);
+
         // ---- 7: the Debian guest on KVM to its ready marker: kvmsharp --accel kvm vs QEMU microvm -accel kvm.
         private void DebianOnKvm(string where)
         {
@@ -368,7 +386,7 @@ internal static partial class Program
         /// Types <paramref name="command"/> at the guest's shell between two markers the shell computes (so the echoed
         /// command line does not match them) and returns what it printed and the time between the markers' lines.
         /// </summary>
-        private static string GuestCommand(VmmProcess vmm, ref int at, string command, out TimeSpan elapsed)
+        internal static string GuestCommand(VmmProcess vmm, ref int at, string command, out TimeSpan elapsed)
         {
             int id = Random.Shared.Next(100_000, 900_000);
             string begin = string.Create(CultureInfo.InvariantCulture, $"BENCH-{id}-B");

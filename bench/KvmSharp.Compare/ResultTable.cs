@@ -14,6 +14,12 @@ internal enum Row
     DebianMemory,
     Mips,
     DebianKvmBoot,
+    NetSoftG2H,
+    NetSoftH2G,
+    NetSoftRtt,
+    NetKvmG2H,
+    NetKvmH2G,
+    NetKvmRtt,
 }
 
 /// <summary>The markdown table: one row per measurement, medians, KvmSharp ÷ QEMU, and which way is better.</summary>
@@ -31,6 +37,12 @@ internal sealed class ResultTable
         [Row.DebianMemory] = "5",
         [Row.Mips] = "6",
         [Row.DebianKvmBoot] = "7",
+        [Row.NetSoftG2H] = "8",
+        [Row.NetSoftH2G] = "8",
+        [Row.NetSoftRtt] = "8",
+        [Row.NetKvmG2H] = "8",
+        [Row.NetKvmH2G] = "8",
+        [Row.NetKvmRtt] = "8",
     };
 
     private readonly SortedDictionary<Row, string> _rows = [];
@@ -70,7 +82,7 @@ internal sealed class ResultTable
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"KvmSharp vs {qemuVersion}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {CpuModel()}, {Environment.ProcessorCount} CPUs. kvmsharp: {options.KvmSharpKind}."));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Medians of {options.Rounds} runs (items 1, 2, 6) and {options.DebianRounds} boots (3, 4, 5b, 7) of each VMM, interleaved."));
+            $"Medians of {options.Rounds} runs (items 1, 2, 6) and {options.DebianRounds} boots (3, 4, 5b, 7, 8) of each VMM, interleaved."));
         if (options.NestedKvm)
         {
             output.WriteLine(
@@ -96,7 +108,9 @@ internal sealed class ResultTable
         {
             var (worstRow, worse) = _ratios.MaxBy(r => r.Worse);
             output.WriteLine();
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Worst ratio: item {Numbers[worstRow]} ({worstRow}), KvmSharp {worse:0.00}x worse than QEMU."));
+            output.WriteLine(worse >= 1
+                ? string.Create(CultureInfo.InvariantCulture, $"Worst ratio: item {Numbers[worstRow]} ({worstRow}), KvmSharp {worse:0.00}x worse than QEMU.")
+                : string.Create(CultureInfo.InvariantCulture, $"Worst ratio: item {Numbers[worstRow]} ({worstRow}), where KvmSharp is still {1 / worse:0.00}x better than QEMU."));
         }
     }
 
@@ -111,6 +125,9 @@ internal sealed class ResultTable
         Row.DiskWrite => "Sequential write in the guest",
         Row.TinyMemory => "VMM memory overhead, tiny guest",
         Row.DebianMemory => "VMM memory overhead, Debian guest",
+        Row.NetSoftG2H or Row.NetKvmG2H => "TCP throughput guest to host, --net user (passt)",
+        Row.NetSoftH2G or Row.NetKvmH2G => "TCP throughput host to guest, --net user (passt)",
+        Row.NetSoftRtt or Row.NetKvmRtt => "TCP round trip, 1 byte, host to guest and back",
         _ => "Guest MIPS, software CPU",
     };
 
