@@ -22,27 +22,137 @@ internal sealed partial class NetworkBench(Options options, ResultTable table, F
     private static readonly TimeSpan BootTimeout = TimeSpan.FromMinutes(15);
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(10);
 
-    public void Run(bool onKvm, string where, Row g2hRow, Row h2gRow, Row rttRow)
+    public void Run(bool onKvm, string where, bool tap, Row g2hRow, Row h2gRow, Row rttRow)
     {
         var results = new Dictionary<bool, List<(double G2H, double H2G, double RttUs)>> { [true] = [], [false] = [] };
+        string backend = tap ? "tap" : "passt";
         for (int round = 1; round <= options.DebianRounds; round++)
         {
             foreach (bool ours in new[] { true, false })
             {
-                var r = Measure(ours, onKvm);
+                var r = tap ? MeasureTap(ours, onKvm) : Measure(ours, onKvm);
                 results[ours].Add(r);
-                Program.Log($"network round {round} {(ours ? "kvmsharp" : "qemu")}: guest->host {r.G2H:0} Mbit/s, host->guest {r.H2G:0} Mbit/s, round trip {r.RttUs:0} us");
+                Program.Log($"network ({backend}) round {round} {(ours ? "kvmsharp" : "qemu")}: guest->host {r.G2H:0} Mbit/s, host->guest {r.H2G:0} Mbit/s, round trip {r.RttUs:0} us");
             }
         }
 
         double M(bool ours, Func<(double G2H, double H2G, double RttUs), double> f) => Program.Median(results[ours].Select(f));
         string seconds = options.NetSeconds.ToString(CultureInfo.InvariantCulture);
-        table.Set(g2hRow, $"TCP throughput guest to host on {where}, passt both sides, `iperf3 -c GATEWAY -t {seconds}` (Mbit/s, higher is better)",
+        string how = tap
+            ? "TAP with vnet header both sides (`--net tap=` vs `-netdev tap,vnet_hdr=on`), peer in a network namespace"
+            : "passt both sides (`--net user` vs `-netdev stream`)";
+        table.Set(g2hRow, $"TCP throughput guest to host on {where}, {how}, `iperf3 -c PEER -t {seconds}` (Mbit/s, higher is better)",
             M(true, r => r.G2H), M(false, r => r.G2H), "0", higherIsBetter: true);
-        table.Set(h2gRow, $"TCP throughput host to guest on {where}, same, `iperf3 -R` (Mbit/s, higher is better)",
+        table.Set(h2gRow, $"TCP throughput host to guest on {where}, {backend}, `iperf3 -R` (Mbit/s, higher is better)",
             M(true, r => r.H2G), M(false, r => r.H2G), "0", higherIsBetter: true);
-        table.Set(rttRow, $"TCP round trip on {where}, 1 byte host → guest `nc -e cat` → host through a passt port forward (µs, median of {PingPongs}, lower is better)",
+        table.Set(rttRow, tap
+                ? $"TCP round trip on {where}, {backend}, 1 byte from the namespace → guest `nc -e cat` → back (µs, median of {PingPongs}, lower is better)"
+                : $"TCP round trip on {where}, {backend}, 1 byte host → guest `nc -e cat` → host through a passt port forward (µs, median of {PingPongs}, lower is better)",
             M(true, r => r.RttUs), M(false, r => r.RttUs), "0");
+    }
+
+    /// <summary>
+    /// Both VMMs inside a network namespace made for the round, on a TAP interface there (192.0.2.1/24, TEST-NET-1)
+    /// with iperf3's server and the ping-pong client beside it; the guest takes 192.0.2.2 by hand.
+    /// </summary>
+    private (double G2H, double H2G, double RttUs) MeasureTap(bool ours, bool onKvm)
+    {
+        string vmlinuz = Path.Combine(options.GuestDir, "vmlinuz");
+        string initrd = Path.Combine(options.GuestDir, "initramfs.cpio.gz");
+        string ns = string.Create(CultureInfo.InvariantCulture, $"kvmsharp-bench-{Environment.ProcessId}");
+        const string Peer = "192.0.2.1";
+        string cmdline = Cmdline + " kvmsharp.net=off";
+        Shell($"ip netns add {ns} && ip -n {ns} link set lo up && ip -n {ns} tuntap add tap0 mode tap && ip -n {ns} addr add {Peer}/24 dev tap0 && ip -n {ns} link set tap0 up");
+        try
+        {
+            var command = ours
+                ? kvmsharpCommand(["run", "--accel", onKvm ? "kvm" : "emulator", "--kernel", vmlinuz, "--initrd", initrd, "--memory", "512M",
+                    "--cmdline", cmdline, "--net", "tap=tap0"])
+                : (options.Qemu, [.. qemuCommon(onKvm ? "kvm" : "tcg", Memory), "-kernel", vmlinuz, "-initrd", initrd, "-append", cmdline,
+                    "-device", "virtio-net-device,netdev=n0", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no,vnet_hdr=on"]);
+            using var vmm = VmmProcess.Start("ip", ["netns", "exec", ns, command.File, .. command.Args]);
+            vmm.WaitForLine("KVMSHARP-GUEST-READY", BootTimeout);
+            int at = vmm.WaitForText("guest# ", 0, CommandTimeout);
+            string up = Program.GuestCommandAt(vmm, ref at, "ip addr add 192.0.2.2/24 dev eth0 && ip link set eth0 up && echo eth0-up", out _);
+            if (!up.Contains("eth0-up", StringComparison.Ordinal))
+            {
+                throw new BenchException($"the guest could not configure eth0: {up.Trim()}");
+            }
+
+            double g2h = Iperf(vmm, ref at, Peer, reverse: false, ns);
+            double h2g = Iperf(vmm, ref at, Peer, reverse: true, ns);
+            Program.GuestCommandAt(vmm, ref at, string.Create(CultureInfo.InvariantCulture, $"nc -l -p {GuestEchoPort} -e cat >/dev/null 2>&1 &"), out _);
+            string script = Path.Combine(Path.GetTempPath(), string.Create(CultureInfo.InvariantCulture, $"kvmsharp-pingpong-{Environment.ProcessId}.py"));
+            File.WriteAllText(script, string.Create(CultureInfo.InvariantCulture, $$"""
+                import socket, statistics, time
+                for attempt in range(200):
+                    try:
+                        s = socket.create_connection(("192.0.2.2", {{GuestEchoPort}}), 5)
+                        break
+                    except OSError:
+                        time.sleep(0.5)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                samples = []
+                for i in range({{PingPongs + 50}}):
+                    b = bytes([i % 256])
+                    t0 = time.perf_counter()
+                    s.sendall(b)
+                    assert s.recv(1) == b
+                    samples.append(time.perf_counter() - t0)
+                print("rtt-us", statistics.median(samples[50:]) * 1e6)
+
+                """));
+            string said;
+            try
+            {
+                said = Shell($"ip netns exec {ns} python3 {script}");
+            }
+            finally
+            {
+                File.Delete(script);
+            }
+
+            var rtt = RttLine().Match(said);
+            if (!rtt.Success)
+            {
+                throw new BenchException($"the ping-pong from the namespace failed: {said.Trim()}");
+            }
+
+            vmm.Type("poweroff -f\n");
+            try
+            {
+                vmm.WaitForExit(TimeSpan.FromSeconds(30));
+            }
+            catch (BenchException)
+            {
+                vmm.Kill();
+            }
+
+            return (g2h, h2g, double.Parse(rtt.Groups[1].Value, CultureInfo.InvariantCulture));
+        }
+        finally
+        {
+            Shell($"ip netns delete {ns}", check: false);
+        }
+    }
+
+    private static string Shell(string command, bool check = true)
+    {
+        using var p = Process.Start(new ProcessStartInfo("sh", ["-c", command])
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        }) ?? throw new BenchException("cannot start sh");
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (check && p.ExitCode != 0)
+        {
+            throw new BenchException($"'{command}' failed ({p.ExitCode}): {stderr.Trim()}");
+        }
+
+        return stdout.GetAwaiter().GetResult() + stderr;
     }
 
     private (double G2H, double H2G, double RttUs) Measure(bool ours, bool onKvm)
@@ -136,18 +246,20 @@ internal sealed partial class NetworkBench(Options options, ResultTable table, F
     /// One iperf3 run against a one-off server on the host's 127.0.0.1; the receiver's rate in Mbit/s, from the
     /// client's summary (with -R the guest is the receiver; without, the server reports its rate to the client).
     /// </summary>
-    private double Iperf(VmmProcess vmm, ref int at, string gateway, bool reverse)
+    private double Iperf(VmmProcess vmm, ref int at, string gateway, bool reverse, string? ns = null)
     {
         int port = FreePort();
-        using var server = Process.Start(new ProcessStartInfo("iperf3", ["-s", "-1", "-B", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture)])
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        }) ?? throw new BenchException("cannot start iperf3 on the host");
+        string p = port.ToString(CultureInfo.InvariantCulture);
+        var start = ns is null
+            ? new ProcessStartInfo("iperf3", ["-s", "-1", "-B", "127.0.0.1", "-p", p])
+            : new ProcessStartInfo("ip", ["netns", "exec", ns, "iperf3", "-s", "-1", "-B", gateway, "-p", p]);
+        start.UseShellExecute = false;
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        using var server = Process.Start(start) ?? throw new BenchException("cannot start iperf3 on the host");
         _ = server.StandardOutput.ReadToEndAsync();
         _ = server.StandardError.ReadToEndAsync();
-        WaitListening(port);
+        WaitListening(port, ns);
         string seconds = options.NetSeconds.ToString(CultureInfo.InvariantCulture);
         string said = Program.GuestCommandAt(vmm, ref at,
             string.Create(CultureInfo.InvariantCulture, $"iperf3 -c {gateway} -p {port} -t {seconds} -f m {(reverse ? "-R" : "")} | grep receiver"), out _);
@@ -201,12 +313,16 @@ internal sealed partial class NetworkBench(Options options, ResultTable table, F
         }
     }
 
-    private static void WaitListening(int port)
+    /// <summary>Waits until something listens on TCP <paramref name="port"/>, in the root namespace or in <paramref name="ns"/>.</summary>
+    private static void WaitListening(int port, string? ns)
     {
+        string hex = string.Create(CultureInfo.InvariantCulture, $":{port:X4} ");
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
         {
-            if (System.Net.NetworkInformation.IPGlobalProperties.GetIPGlobalProperties().GetActiveTcpListeners().Any(e => e.Port == port))
+            string table = ns is null ? File.ReadAllText("/proc/net/tcp") : Shell($"ip netns exec {ns} cat /proc/net/tcp");
+            // A listening socket: local address ends in the port, state 0A (TCP_LISTEN).
+            if (table.Split('\n').Any(line => line.Contains(hex, StringComparison.Ordinal) && line.Contains(" 0A ", StringComparison.Ordinal)))
             {
                 return;
             }
@@ -214,7 +330,7 @@ internal sealed partial class NetworkBench(Options options, ResultTable table, F
             Thread.Sleep(50);
         }
 
-        throw new BenchException("the host's iperf3 server did not start listening");
+        throw new BenchException("the iperf3 server did not start listening");
     }
 
     private static int FreePort()
@@ -226,6 +342,9 @@ internal sealed partial class NetworkBench(Options options, ResultTable table, F
 
     [GeneratedRegex(@"([\d.]+) Mbits/sec\s+receiver")]
     private static partial Regex ReceiverLine();
+
+    [GeneratedRegex(@"rtt-us ([\d.]+)")]
+    private static partial Regex RttLine();
 
     [GeneratedRegex(@"init: eth0 \S+ via (\S+) mtu")]
     private static partial Regex LeaseLine();

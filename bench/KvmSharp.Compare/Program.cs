@@ -109,12 +109,15 @@ internal static partial class Program
 
             if (options.Only.Contains("8a"))
             {
-                Guarded([Row.NetSoftG2H, Row.NetSoftH2G, Row.NetSoftRtt], true, "", () => Network(onKvm: false, "software CPU: `--accel emulator` vs TCG"));
+                const string Soft = "software CPU: `--accel emulator` vs TCG";
+                Guarded([Row.NetSoftG2H, Row.NetSoftH2G, Row.NetSoftRtt], true, "", () => Network(onKvm: false, Soft, tap: false));
+                Guarded([Row.NetSoftTapG2H, Row.NetSoftTapH2G, Row.NetSoftTapRtt], true, "", () => Network(onKvm: false, Soft, tap: true));
             }
 
             if (options.Only.Contains("8b"))
             {
-                Guarded([Row.NetKvmG2H, Row.NetKvmH2G, Row.NetKvmRtt], kvmUsable, kvmProblem, () => Network(onKvm: true, kvmWhere));
+                Guarded([Row.NetKvmG2H, Row.NetKvmH2G, Row.NetKvmRtt], kvmUsable, kvmProblem, () => Network(onKvm: true, kvmWhere, tap: false));
+                Guarded([Row.NetKvmTapG2H, Row.NetKvmTapH2G, Row.NetKvmTapRtt], kvmUsable, kvmProblem, () => Network(onKvm: true, kvmWhere, tap: true));
             }
         }
 
@@ -272,9 +275,12 @@ internal static partial class Program
         }
 
         // ---- 8: the network through passt for both (bench/KvmSharp.Compare/NetworkBench.cs).
-        private void Network(bool onKvm, string where) =>
+        private void Network(bool onKvm, string where, bool tap) =>
             new NetworkBench(options, table, args => KvmSharpCommand(args), QemuCommon).Run(
-                onKvm, where, onKvm ? Row.NetKvmG2H : Row.NetSoftG2H, onKvm ? Row.NetKvmH2G : Row.NetSoftH2G, onKvm ? Row.NetKvmRtt : Row.NetSoftRtt);
+                onKvm, where, tap,
+                (onKvm, tap) switch { (false, false) => Row.NetSoftG2H, (true, false) => Row.NetKvmG2H, (false, true) => Row.NetSoftTapG2H, _ => Row.NetKvmTapG2H },
+                (onKvm, tap) switch { (false, false) => Row.NetSoftH2G, (true, false) => Row.NetKvmH2G, (false, true) => Row.NetSoftTapH2G, _ => Row.NetKvmTapH2G },
+                (onKvm, tap) switch { (false, false) => Row.NetSoftRtt, (true, false) => Row.NetKvmRtt, (false, true) => Row.NetSoftTapRtt, _ => Row.NetKvmTapRtt });
 
         // ---- 7: the Debian guest on KVM to its ready marker: kvmsharp --accel kvm vs QEMU microvm -accel kvm.
         private void DebianOnKvm(string where)

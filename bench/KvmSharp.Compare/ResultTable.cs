@@ -20,6 +20,12 @@ internal enum Row
     NetKvmG2H,
     NetKvmH2G,
     NetKvmRtt,
+    NetSoftTapG2H,
+    NetSoftTapH2G,
+    NetSoftTapRtt,
+    NetKvmTapG2H,
+    NetKvmTapH2G,
+    NetKvmTapRtt,
 }
 
 /// <summary>The markdown table: one row per measurement, medians, KvmSharp ÷ QEMU, and which way is better.</summary>
@@ -43,6 +49,12 @@ internal sealed class ResultTable
         [Row.NetKvmG2H] = "8",
         [Row.NetKvmH2G] = "8",
         [Row.NetKvmRtt] = "8",
+        [Row.NetSoftTapG2H] = "8",
+        [Row.NetSoftTapH2G] = "8",
+        [Row.NetSoftTapRtt] = "8",
+        [Row.NetKvmTapG2H] = "8",
+        [Row.NetKvmTapH2G] = "8",
+        [Row.NetKvmTapRtt] = "8",
     };
 
     private readonly SortedDictionary<Row, string> _rows = [];
@@ -127,7 +139,10 @@ internal sealed class ResultTable
         Row.DebianMemory => "VMM memory overhead, Debian guest",
         Row.NetSoftG2H or Row.NetKvmG2H => "TCP throughput guest to host, --net user (passt)",
         Row.NetSoftH2G or Row.NetKvmH2G => "TCP throughput host to guest, --net user (passt)",
-        Row.NetSoftRtt or Row.NetKvmRtt => "TCP round trip, 1 byte, host to guest and back",
+        Row.NetSoftRtt or Row.NetKvmRtt => "TCP round trip, 1 byte, host to guest and back, passt",
+        Row.NetSoftTapG2H or Row.NetKvmTapG2H => "TCP throughput guest to host, TAP",
+        Row.NetSoftTapH2G or Row.NetKvmTapH2G => "TCP throughput host to guest, TAP",
+        Row.NetSoftTapRtt or Row.NetKvmTapRtt => "TCP round trip, 1 byte, TAP",
         _ => "Guest MIPS, software CPU",
     };
 
