@@ -31,5 +31,7 @@ internal static partial class Interop
         internal const int EPIPE = 32;
         internal const int ECONNRESET = 104;
         internal const int EMSGSIZE = 90;
+        internal const int EBADF = 9;
+        internal const int EBADFD = 77;
     }
 }

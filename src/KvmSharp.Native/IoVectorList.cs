@@ -97,4 +97,53 @@ public sealed unsafe class IoVectorList
 
         return copied;
     }
+
+    /// <summary>Drops the first <paramref name="count"/> vectors, moving the rest to the front.</summary>
+    public void RemoveFirst(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, _count);
+        for (int i = 0; i < count; i++)
+        {
+            _totalLength -= _vectors[i].iov_len;
+        }
+
+        Array.Copy(_vectors, count, _vectors, 0, _count - count);
+        _count -= count;
+    }
+
+    /// <summary>Copies <paramref name="source"/> to position <paramref name="offset"/> of the listed bytes' concatenation; false if it does not fit.</summary>
+    public bool WriteAt(ulong offset, ReadOnlySpan<byte> source)
+    {
+        for (int i = 0; i < _count && !source.IsEmpty; i++)
+        {
+            ulong length = _vectors[i].iov_len;
+            if (offset >= length)
+            {
+                offset -= length;
+                continue;
+            }
+
+            int chunk = (int)Math.Min(length - offset, (ulong)source.Length);
+            // SAFETY: the vector's range is live writable memory by TryAdd's contract, and [offset, offset+chunk) lies inside it.
+            source[..chunk].CopyTo(new Span<byte>((byte*)_vectors[i].iov_base + offset, chunk));
+            source = source[chunk..];
+            offset = 0;
+        }
+
+        return source.IsEmpty;
+    }
+
+    /// <summary>Keeps the first <paramref name="count"/> vectors and drops the rest (undoes appends).</summary>
+    public void Truncate(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, _count);
+        for (int i = count; i < _count; i++)
+        {
+            _totalLength -= _vectors[i].iov_len;
+        }
+
+        _count = count;
+    }
 }

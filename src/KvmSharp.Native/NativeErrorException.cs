@@ -53,6 +53,8 @@ public static class Errno
     public const int EPIPE = Interop.Libc.EPIPE;
     public const int ECONNRESET = Interop.Libc.ECONNRESET;
     public const int EMSGSIZE = Interop.Libc.EMSGSIZE;
+    public const int EBADF = Interop.Libc.EBADF;
+    public const int EBADFD = Interop.Libc.EBADFD;
 
     /// <summary>The errno left by the last libc call on this thread (call right after it).</summary>
     public static int Last => Marshal.GetLastPInvokeError();
@@ -83,6 +85,8 @@ public static class Errno
         EPIPE => "EPIPE",
         ECONNRESET => "ECONNRESET",
         EMSGSIZE => "EMSGSIZE",
+        EBADF => "EBADF",
+        EBADFD => "EBADFD",
         _ => "errno " + errno.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 

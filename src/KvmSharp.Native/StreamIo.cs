@@ -123,4 +123,34 @@ public static class StreamIo
             }
         }
     }
+
+    /// <summary>One readv(2) into the list's vectors (at most IOV_MAX): the byte count, 0 at end of stream, or -errno.</summary>
+    public static unsafe long ReadVectored(FileDescriptor fd, IoVectorList vectors)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        ArgumentNullException.ThrowIfNull(vectors);
+        if (vectors.Count > Interop.Libc.IOV_MAX)
+        {
+            return -Errno.EINVAL;
+        }
+
+        fixed (Interop.Libc.iovec_t* first = vectors.Vectors)
+        {
+            while (true)
+            {
+                // SAFETY: the pinned array holds Count vectors, each a live writable range by IoVectorList.TryAdd's contract.
+                nint n = Interop.Libc.Readv(fd, first, vectors.Count);
+                if (n >= 0)
+                {
+                    return n;
+                }
+
+                int errno = Errno.Last;
+                if (errno != Errno.EINTR)
+                {
+                    return -errno;
+                }
+            }
+        }
+    }
 }

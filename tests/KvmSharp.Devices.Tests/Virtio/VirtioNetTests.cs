@@ -600,3 +600,232 @@ public sealed class VirtioNetTests : IDisposable
         }
     }
 }
+
+/// <summary>
+/// Receive straight into guest buffers (readv) from a backend that reads one frame per call, as a TAP does, with
+/// MRG_RXBUF: chains are pooled until they hold a largest frame, a frame takes the pool's first chains in order, and
+/// a frame the pool cannot hold is dropped and counted. The backend is a test double behind an eventfd.
+/// </summary>
+[Collection(VirtioTestCollection.Name)]
+public sealed class VirtioNetDirectReceiveTests : IDisposable
+{
+    private const ulong Features = VirtioFeatures.Version1 | VirtioFeatures.EventIndex | VirtioNet.FeatureMac | VirtioNet.FeatureMergeableRxBuffers
+        | VirtioNet.FeatureCsum | VirtioNet.FeatureGuestCsum | VirtioNet.FeatureGuestTso4 | VirtioNet.FeatureHostTso4;
+
+    private readonly GuestMemory _memory = GuestMemory.Create(0x80_0000);
+    private readonly GuestArena _arena = new(0x20000, 0x80_0000);
+    private readonly RecordingVirtioInterrupt _interrupt = new();
+    private readonly DeviceEventLoop _loop = new("virtio-net-test", e => throw new InvalidOperationException("loop failed", e));
+    private readonly FrameQueueBackend _backend = new();
+    private readonly DriverQueue _tx;
+    private readonly VirtioNet _net;
+
+    public VirtioNetDirectReceiveTests()
+    {
+        _tx = new DriverQueue(_memory, 0x9000, 16);
+        _net = new VirtioNet(_memory, _backend, [0x52, 0x54, 0, 0, 0, 1], _loop);
+    }
+
+    public void Dispose()
+    {
+        _net.Dispose();
+        _loop.Dispose();
+        _memory.Dispose();
+    }
+
+    [Fact]
+    public void FramesTakeThePoolsFirstChains_InOrder_WithNumBuffers()
+    {
+        var rx = new DriverQueue(_memory, 0x1000, 64);
+        Activate(rx);
+        var buffers = new ulong[64];
+        for (int i = 0; i < 64; i++)
+        {
+            buffers[i] = _arena.Allocate(1536);
+            rx.AddChain(DriverBuffer.In(buffers[i], 1536));
+        }
+
+        byte[] first = TapFrame(2988, seed: 1);   // 3000 bytes with the vnet header
+        byte[] second = TapFrame(88, seed: 2);    // 100 bytes
+        _backend.Enqueue(first);
+        _backend.Enqueue(second);
+        Kick(VirtioNet.ReceiveQueue);
+
+        Assert.Equal([(0u, 1536u), (1u, 1464u), (2u, 100u)], rx.TakeUsed());
+        Assert.Equal(2, BinaryPrimitives.ReadUInt16LittleEndian(Read(buffers[0] + 10, 2)));
+        Assert.Equal(1, BinaryPrimitives.ReadUInt16LittleEndian(Read(buffers[2] + 10, 2)));
+        Assert.Equal(first.AsSpan(12, 1524).ToArray(), Read(buffers[0] + 12, 1524));
+        Assert.Equal(first.AsSpan(1536).ToArray(), Read(buffers[1], 1464));
+        Assert.Equal(second.AsSpan(12).ToArray(), Read(buffers[2] + 12, 88));
+        Assert.Equal((2, 2988L + 88), (_net.Counters.RxFrames, _net.Counters.RxBytes));
+    }
+
+    [Fact]
+    public void WaitsUntilThePoolHoldsALargestFrame_OrTheWholeRing()
+    {
+        var rx = new DriverQueue(_memory, 0x1000, 16);
+        Activate(rx);
+        for (int i = 0; i < 4; i++)
+        {
+            rx.AddChain(DriverBuffer.In(_arena.Allocate(1536), 1536));
+        }
+
+        _backend.Enqueue(TapFrame(500, seed: 3));
+        Kick(VirtioNet.ReceiveQueue);
+
+        // 6 KiB pooled, less than a 64 KiB TSO frame, and the driver may post 12 more: nothing is read yet.
+        Assert.Empty(rx.TakeUsed());
+        Assert.Equal(1, _backend.Pending);
+
+        for (int i = 0; i < 12; i++)
+        {
+            rx.AddChain(DriverBuffer.In(_arena.Allocate(1536), 1536));
+        }
+
+        Kick(VirtioNet.ReceiveQueue);
+
+        // The whole ring (24 KiB) is pooled: all the driver will give, so the frame is read.
+        Assert.Equal([(0u, 512u)], rx.TakeUsed());
+        Assert.Equal(0, _backend.Pending);
+    }
+
+    [Fact]
+    public void AFrameLargerThanTheRing_IsDroppedAndCounted_TheNextOneArrives()
+    {
+        var rx = new DriverQueue(_memory, 0x1000, 4);
+        Activate(rx);
+        var buffers = new ulong[4];
+        for (int i = 0; i < 4; i++)
+        {
+            buffers[i] = _arena.Allocate(64);
+            rx.AddChain(DriverBuffer.In(buffers[i], 64));
+        }
+
+        _backend.Enqueue(TapFrame(1000, seed: 4));
+        byte[] small = TapFrame(40, seed: 5);
+        _backend.Enqueue(small);
+        Kick(VirtioNet.ReceiveQueue);
+
+        Assert.Equal([(0u, 52u)], rx.TakeUsed());
+        Assert.Equal(small.AsSpan(12).ToArray(), Read(buffers[0] + 12, 40));
+        Assert.Equal((1, 1, 1), (_net.Counters.RxBuffersTooSmall, _net.Counters.RxDropped, _net.Counters.RxFrames));
+    }
+
+    [Fact]
+    public void TinyChains_CannotHoldTheHeader_AreReturnedEmpty()
+    {
+        var rx = new DriverQueue(_memory, 0x1000, 4);
+        Activate(rx);
+        rx.AddChain(DriverBuffer.In(_arena.Allocate(8), 8));
+        ulong good = _arena.Allocate(2048);
+        rx.AddChain(DriverBuffer.In(good, 2048));
+        rx.AddChain(DriverBuffer.In(_arena.Allocate(2048), 2048));
+        rx.AddChain(DriverBuffer.In(_arena.Allocate(2048), 2048));
+        byte[] frame = TapFrame(60, seed: 6);
+        _backend.Enqueue(frame);
+        Kick(VirtioNet.ReceiveQueue);
+
+        // The tiny chain came back at once; three are pooled and the ring has room for one more, so the device waits.
+        Assert.Equal([(0u, 0u)], rx.TakeUsed());
+        rx.AddChain(DriverBuffer.In(_arena.Allocate(2048), 2048));
+        Kick(VirtioNet.ReceiveQueue);
+
+        Assert.Equal([(1u, 72u)], rx.TakeUsed());
+        Assert.Equal(frame.AsSpan(12).ToArray(), Read(good + 12, 60));
+        Assert.Equal(1, _net.Counters.RxHeaderTooShort);
+    }
+
+    private void Activate(DriverQueue rx)
+    {
+        var ctrl = new DriverQueue(_memory, 0xB000, 16);
+        _net.Activate(Features, [rx.Layout, _tx.Layout, ctrl.Layout], _interrupt);
+        Pump();
+    }
+
+    private void Kick(int queue)
+    {
+        _net.QueueNotify(queue);
+        Pump();
+    }
+
+    private void Pump()
+    {
+        for (int i = 0; i < 1000 && _loop.RunOnce(0) > 0; i++)
+        {
+        }
+    }
+
+    private byte[] Read(ulong address, int length)
+    {
+        var bytes = new byte[length];
+        _memory.Read(address, bytes);
+        return bytes;
+    }
+
+    /// <summary>A frame as a TAP hands it over: a 12-byte vnet header (no offload), then <paramref name="length"/> bytes.</summary>
+    private static byte[] TapFrame(int length, int seed)
+    {
+        var frame = new byte[12 + length];
+        new Random(seed).NextBytes(frame.AsSpan(12));
+        frame[10] = 0x77; // what the kernel leaves in num_buffers is not the device's answer
+        return frame;
+    }
+
+    /// <summary>Frames handed over one per read, like a TAP: readable (an eventfd) while any wait.</summary>
+    private sealed class FrameQueueBackend : INetworkBackend
+    {
+        private readonly Queue<byte[]> _frames = new();
+        private readonly EventFd _ready = new();
+
+        public string Description => "test tap";
+
+        public FileDescriptor Descriptor => _ready.Descriptor;
+
+        public bool HasVnetHeader => true;
+
+        public ushort Mtu => 1500;
+
+        public long OversizedFrames => 0;
+
+        public bool HasPendingOutput => false;
+
+        public bool SupportsDirectReceive => true;
+
+        public int Pending => _frames.Count;
+
+        public void Enqueue(byte[] frame)
+        {
+            _frames.Enqueue(frame);
+            _ready.Signal();
+        }
+
+        public long ReceiveVectored(IoVectorList vectors)
+        {
+            if (_frames.Count == 0)
+            {
+                _ready.Consume();
+                return -Errno.EAGAIN;
+            }
+
+            byte[] frame = _frames.Dequeue();
+            vectors.WriteAt(0, frame.AsSpan(0, (int)Math.Min((ulong)frame.Length, vectors.TotalLength)));
+
+            // Like tun: the whole frame's length, even when the buffers took less.
+            return frame.Length;
+        }
+
+        public BackendReceive TryPeekFrame(out ReadOnlySpan<byte> frame) => throw new InvalidOperationException("a direct backend is read with ReceiveVectored");
+
+        public void ConsumeFrame() => throw new InvalidOperationException("a direct backend is read with ReceiveVectored");
+
+        public BackendSend Send(IoVectorList frame) => BackendSend.Sent;
+
+        public bool FlushPendingOutput() => true;
+
+        public void SetGuestOffloads(uint tunOffloads)
+        {
+        }
+
+        public void Dispose() => _ready.Dispose();
+    }
+}

@@ -66,6 +66,19 @@ public interface INetworkBackend : IDisposable
     void ConsumeFrame();
 
     /// <summary>
+    /// Whether the backend can read one frame (with its vnet header) straight into guest buffers with
+    /// <see cref="ReceiveVectored"/>: a TAP device, where every read is one frame. A stream needs the length first.
+    /// </summary>
+    bool SupportsDirectReceive { get; }
+
+    /// <summary>
+    /// Reads one frame into <paramref name="vectors"/> (readv): its length, -EAGAIN when none waits, 0 or another
+    /// -errno when the frame could not be taken (too big for the vectors: it is dropped). Only when
+    /// <see cref="SupportsDirectReceive"/>.
+    /// </summary>
+    long ReceiveVectored(IoVectorList vectors);
+
+    /// <summary>
     /// Sends one frame: <paramref name="frame"/>'s vectors hold the vnet header first when <see cref="HasVnetHeader"/>,
     /// then the Ethernet frame. The vectors are read during the call only.
     /// </summary>

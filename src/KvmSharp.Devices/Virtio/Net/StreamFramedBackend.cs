@@ -89,6 +89,11 @@ public class StreamFramedBackend : INetworkBackend
         }
     }
 
+    /// <summary>A stream carries frames back to back: their length must be read before their bytes, so no.</summary>
+    public bool SupportsDirectReceive => false;
+
+    public long ReceiveVectored(IoVectorList vectors) => throw new NotSupportedException("A stream backend receives through TryPeekFrame.");
+
     public BackendSend Send(IoVectorList frame)
     {
         ArgumentNullException.ThrowIfNull(frame);

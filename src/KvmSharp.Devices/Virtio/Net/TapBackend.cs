@@ -5,7 +5,8 @@ namespace KvmSharp.Devices.Virtio.Net;
 /// <summary>
 /// A TAP interface as the backend (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR): every read is one frame with its 12-byte
 /// virtio_net_hdr_v1, every write one frame with the guest's header, which the kernel validates and acts on
-/// (partial checksums, TSO), so the device offers the offloads. Writes go straight from guest memory (writev).
+/// (partial checksums, TSO), so the device offers the offloads. Reads (with MRG_RXBUF) and writes go straight
+/// between the TAP and guest memory (readv, writev).
 /// </summary>
 public sealed class TapBackend : INetworkBackend
 {
@@ -80,6 +81,25 @@ public sealed class TapBackend : INetworkBackend
     }
 
     public void ConsumeFrame() => _frameLength = -1;
+
+    public bool SupportsDirectReceive => true;
+
+    public long ReceiveVectored(IoVectorList vectors)
+    {
+        ArgumentNullException.ThrowIfNull(vectors);
+        if (_closed)
+        {
+            return 0;
+        }
+
+        long n = StreamIo.ReadVectored(_tap.Descriptor, vectors);
+        if (n == -Errno.EBADF || n == -Errno.ENODEV || n == -Errno.EBADFD) // the interface went away
+        {
+            _closed = true;
+        }
+
+        return n;
+    }
 
     public BackendSend Send(IoVectorList frame)
     {

@@ -96,6 +96,9 @@ public sealed class VirtioNet : IVirtioDevice
     public const byte CtrlGuestOffloadsSet = 0;
     private const ushort ControlQueueSize = 64;
 
+    /// <summary>Vectors of the receive pool: IOV_MAX, one readv's limit.</summary>
+    private const int PoolVectorCapacity = 1024;
+
     /// <summary>Transmit chains handled per wake-up before the loop lets receive work run.</summary>
     private const int TransmitBatch = 256;
 
@@ -121,6 +124,15 @@ public sealed class VirtioNet : IVirtioDevice
     private readonly ChainSegment[] _rxFirstSegments = new ChainSegment[MaxDataQueueSize];
     private readonly byte[] _rxHeader = new byte[HeaderLength];
     private int _rxHeld;
+
+    // Receive straight from a TAP with MRG_RXBUF: chains popped ahead (a pool), their buffers' host ranges in order in
+    // one vector list, so one readv puts a frame into as many of them as it needs.
+    private readonly IoVectorList _poolVectors = new(PoolVectorCapacity);
+    private readonly ushort[] _poolHeads = new ushort[MaxDataQueueSize];
+    private readonly uint[] _poolLengths = new uint[MaxDataQueueSize];
+    private readonly int[] _poolVectorCounts = new int[MaxDataQueueSize];
+    private int _poolCount;
+    private ulong _poolBytes;
     private int _rxFirstSegmentCount;
     private int _rxWritten;
 
@@ -234,6 +246,7 @@ public sealed class VirtioNet : IVirtioDevice
             _transmit = MakeQueue(queues, TransmitQueue, interrupt);
             _control = (_negotiated & FeatureCtrlVq) != 0 ? MakeQueue(queues, ControlQueue, interrupt) : null;
             ClearReceiveState();
+            ClearPool();
             _txBlocked = false;
             _backend.SetGuestOffloads(TunOffloads(_guestOffloads));
         }
@@ -265,6 +278,7 @@ public sealed class VirtioNet : IVirtioDevice
             _negotiated = 0;
             _guestOffloads = 0;
             ClearReceiveState();
+            ClearPool();
             _txBlocked = false;
             SetBackendEvents(0);
         }
@@ -421,6 +435,22 @@ public sealed class VirtioNet : IVirtioDevice
             return;
         }
 
+        if (_backend.SupportsDirectReceive && (_negotiated & FeatureMergeableRxBuffers) != 0)
+        {
+            // Out of buffers: ask for a kick when the driver posts some, and look again in case it just did.
+            while (!ReceiveDirect(receive))
+            {
+                if (!receive.EnableNotifications())
+                {
+                    _receiveStalled = true;
+                    break;
+                }
+            }
+
+            receive.NotifyIfNeeded();
+            return;
+        }
+
         while (true)
         {
             var state = _backend.TryPeekFrame(out var frame);
@@ -451,6 +481,132 @@ public sealed class VirtioNet : IVirtioDevice
         }
 
         receive.NotifyIfNeeded();
+    }
+
+    /// <summary>
+    /// Reads frames from the backend straight into pooled receive chains until it has none (true) or the pool cannot
+    /// hold a largest frame and the ring has nothing more for now (false: wait for buffers). A frame uses the pool's
+    /// first chains, in order; the rest wait for the next frame.
+    /// </summary>
+    private bool ReceiveDirect(SplitVirtQueue receive)
+    {
+        Span<byte> count = stackalloc byte[2];
+        while (true)
+        {
+            ulong target = PoolTarget();
+            FillPool(receive, target);
+            bool canGrow = _poolCount < receive.Size && _poolVectors.Count <= PoolVectorCapacity - MaxDataQueueSize;
+            if (_poolCount == 0 || (_poolBytes < target && canGrow))
+            {
+                return false;
+            }
+
+            // Either room for the largest frame, or all the ring will ever give (then a larger frame is dropped).
+            long n = _backend.ReceiveVectored(_poolVectors);
+            if (n == -Errno.EAGAIN)
+            {
+                return true;
+            }
+
+            if (n == 0 || (n < 0 && n != -Errno.EFAULT && n != -Errno.EINVAL && n != -Errno.EMSGSIZE))
+            {
+                BackendClosed();
+                return true;
+            }
+
+            if (n < 0 || (ulong)n > _poolBytes)
+            {
+                // The kernel reports a frame's whole length even when the buffers took only part of it.
+                _counters.RxTooSmall();
+                _counters.RxDrop();
+                continue;
+            }
+
+            if (n < HeaderLength + MinFrameLength)
+            {
+                continue; // nothing a driver could use; the chains stay in the pool
+            }
+
+            int used = 0;
+            ulong left = (ulong)n;
+            int vectors = 0;
+            ulong bytes = 0;
+            while (left > 0)
+            {
+                uint take = (uint)Math.Min(_poolLengths[used], left);
+                _rxLengths[used] = take;
+                left -= take;
+                vectors += _poolVectorCounts[used];
+                bytes += _poolLengths[used];
+                used++;
+            }
+
+            BinaryPrimitives.WriteUInt16LittleEndian(count, (ushort)used);
+            _poolVectors.WriteAt(HeaderNumBuffers, count);
+            receive.AddUsedBatch(_poolHeads.AsSpan(0, used), _rxLengths.AsSpan(0, used));
+            _counters.Received((int)n - HeaderLength);
+
+            _poolVectors.RemoveFirst(vectors);
+            _poolHeads.AsSpan(used, _poolCount - used).CopyTo(_poolHeads);
+            _poolLengths.AsSpan(used, _poolCount - used).CopyTo(_poolLengths);
+            _poolVectorCounts.AsSpan(used, _poolCount - used).CopyTo(_poolVectorCounts);
+            _poolCount -= used;
+            _poolBytes -= bytes;
+        }
+    }
+
+    /// <summary>Pops receive chains into the pool until it holds a largest frame, the ring is empty, or the pool is full.</summary>
+    private void FillPool(SplitVirtQueue receive, ulong target)
+    {
+        while (_poolBytes < target && _poolCount < receive.Size && _poolVectors.Count <= PoolVectorCapacity - MaxDataQueueSize
+            && receive.TryPop(out var chain))
+        {
+            // Any pooled chain may come first for a frame, so each must hold the header.
+            if (chain.WritableLength < HeaderLength)
+            {
+                if (chain.WritableLength == 0)
+                {
+                    _counters.RxNotWritable();
+                }
+                else
+                {
+                    _counters.RxHeaderShort();
+                }
+
+                receive.AddUsed(chain.HeadIndex, 0);
+                continue;
+            }
+
+            int before = _poolVectors.Count;
+            ulong length = Math.Min(chain.WritableLength, uint.MaxValue);
+            if (!ChainBuffers.TryAddVectors(_memory, chain.Writable, 0, length, _poolVectors))
+            {
+                _poolVectors.Truncate(before);
+                receive.AddUsed(chain.HeadIndex, 0);
+                continue;
+            }
+
+            _poolHeads[_poolCount] = chain.HeadIndex;
+            _poolLengths[_poolCount] = (uint)length;
+            _poolVectorCounts[_poolCount] = _poolVectors.Count - before;
+            _poolCount++;
+            _poolBytes += length;
+        }
+    }
+
+    /// <summary>
+    /// Bytes the pool holds before a direct read: the header and the largest frame the host may pass, 64 KiB with a
+    /// TSO offload on, else the MTU's (plus the Ethernet and VLAN headers).
+    /// </summary>
+    private ulong PoolTarget() => HeaderLength + ((_guestOffloads & (FeatureGuestTso4 | FeatureGuestTso6)) != 0
+        ? (ulong)MaxFrameLength
+        : Math.Min((ulong)MaxFrameLength, (ulong)_backend.Mtu + 18));
+
+    private void ClearPool()
+    {
+        _poolVectors.Clear();
+        _poolCount = 0;
+        _poolBytes = 0;
     }
 
     /// <summary>Moves one frame into receive buffers; false when the ring ran out first (the frame stays with the backend).</summary>
