@@ -36,6 +36,19 @@ public sealed class NetworkOptionTests
     }
 
     [Fact]
+    public void PasstCannotStart_GivesItsReason()
+    {
+        Assert.True(Environment.UserName == "root", "The test makes an empty network namespace (unshare -n), which needs root (CI runs the tests as root).");
+
+        // In a namespace with only loopback, passt has no interface to copy and exits at once.
+        var r = CliRunner.RunProcess(["unshare", "-n"],
+            "run", "--kernel", RepoPaths.Fixture("kernels", "multiboot-test.elf"), "--accel", "emulator", "--console", "file:/dev/null", "--net", "user");
+
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("kvmsharp: --net user: passt exited at start (status 1): External interface not usable. passt needs a host interface with a default route; check the --net hostfwd ports are free.\n", r.Error);
+    }
+
+    [Fact]
     public void TapBusy_OneLine()
     {
         Assert.True(Environment.UserName == "root", "Creating a TAP interface needs root (CI runs the tests as root).");

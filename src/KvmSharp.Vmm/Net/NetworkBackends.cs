@@ -64,7 +64,11 @@ public sealed class PasstBackend : StreamFramedBackend
     /// <summary>Where passt is looked for when KVMSHARP_PASST is not set: PATH, then Debian's location.</summary>
     public const string ExecutableName = "passt";
 
+    /// <summary>How long passt must stay up after its start to count as serving.</summary>
+    public static readonly TimeSpan StartupGrace = TimeSpan.FromMilliseconds(300);
+
     private readonly Process _process;
+    private readonly System.Diagnostics.Stopwatch _started = System.Diagnostics.Stopwatch.StartNew();
     private readonly Lock _errorLock = new();
     private string? _lastError;
 
@@ -160,19 +164,26 @@ public sealed class PasstBackend : StreamFramedBackend
         theirs.Dispose();
         var backend = new PasstBackend(ours, process);
         process.StandardOutput.Close();
+        return backend;
+    }
 
-        // passt checks its configuration (interfaces, routes, forwarded ports) before serving: a bad setup exits at once.
-        if (process.WaitForExit(TimeSpan.FromMilliseconds(300)))
+    /// <summary>
+    /// passt checks its configuration (interfaces, routes) before it serves, and a bad setup exits within tens of
+    /// milliseconds. The machine is built meanwhile; before the vCPUs start, this waits out the rest of
+    /// <see cref="StartupGrace"/> from passt's start and throws <see cref="NetworkBackendException"/> (one line, with
+    /// passt's reason) if it exited.
+    /// </summary>
+    public void EnsureServing()
+    {
+        var left = StartupGrace - _started.Elapsed;
+        if (!_process.WaitForExit(left > TimeSpan.Zero ? left : TimeSpan.Zero))
         {
-            process.WaitForExit(); // drain stderr
-            string reason = backend.LastError ?? "no message";
-            int code = process.ExitCode;
-            backend.Dispose();
-            throw new NetworkBackendException(string.Create(CultureInfo.InvariantCulture,
-                $"--net user: passt exited at start (status {code}): {reason}. passt needs a host interface with a default route; check the --net hostfwd ports are free."));
+            return;
         }
 
-        return backend;
+        _process.WaitForExit(); // drain stderr
+        throw new NetworkBackendException(string.Create(CultureInfo.InvariantCulture,
+            $"--net user: passt exited at start (status {_process.ExitCode}): {LastError ?? "no message"}. passt needs a host interface with a default route; check the --net hostfwd ports are free."));
     }
 
     private static string? FindExecutable()

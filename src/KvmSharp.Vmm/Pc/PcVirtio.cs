@@ -164,6 +164,15 @@ public sealed class PcVirtio : IDisposable
     /// <summary>Starts the notification worker (KVM) and the network event loop; call before the vCPUs run.</summary>
     public void Start()
     {
+        // A passt that could not set itself up has exited by now: fail the build with its reason.
+        foreach (var t in _transports)
+        {
+            if (t.Device is VirtioNet { Backend: PasstBackend passt })
+            {
+                passt.EnsureServing();
+            }
+        }
+
         _worker?.Start();
         _netLoop?.Start();
     }
