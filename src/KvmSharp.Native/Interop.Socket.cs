@@ -21,6 +21,13 @@ internal static partial class Interop
         [LibraryImport(LibraryName, EntryPoint = "socketpair", SetLastError = true)]
         internal static unsafe partial int SocketPair(int domain, int type, int protocol, int* fds);
 
+        internal const int SOL_SOCKET = 1;
+        internal const int SO_SNDBUF = 7;
+        internal const int SO_RCVBUF = 8;
+
+        [LibraryImport(LibraryName, EntryPoint = "setsockopt", SetLastError = true)]
+        internal static unsafe partial int SetSockOpt(SafeHandle fd, int level, int name, int* value, uint length);
+
         [LibraryImport(LibraryName, EntryPoint = "fcntl", SetLastError = true)]
         internal static partial int FcntlInt(SafeHandle fd, int command, int argument);
 

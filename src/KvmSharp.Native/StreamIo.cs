@@ -33,6 +33,24 @@ public static class StreamIo
         return (first, second);
     }
 
+    /// <summary>
+    /// Asks for socket buffers of <paramref name="bytes"/> each way (SO_SNDBUF, SO_RCVBUF; the kernel doubles the
+    /// value and caps it at net.core.wmem_max/rmem_max). Returns 0 or -errno.
+    /// </summary>
+    public static unsafe int SetSocketBuffers(FileDescriptor fd, int bytes)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        int value = bytes;
+        // SAFETY: setsockopt reads one int from the pointer.
+        if (Interop.Libc.SetSockOpt(fd, Interop.Libc.SOL_SOCKET, Interop.Libc.SO_SNDBUF, &value, sizeof(int)) != 0
+            || Interop.Libc.SetSockOpt(fd, Interop.Libc.SOL_SOCKET, Interop.Libc.SO_RCVBUF, &value, sizeof(int)) != 0)
+        {
+            return -Errno.Last;
+        }
+
+        return 0;
+    }
+
     /// <summary>Sets O_NONBLOCK on <paramref name="fd"/>.</summary>
     public static void SetNonBlocking(FileDescriptor fd)
     {
