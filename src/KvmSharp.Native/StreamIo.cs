@@ -113,37 +113,12 @@ public static class StreamIo
     /// One writev(2) of the list's vectors (at most IOV_MAX): the byte count taken, or -errno. A stream socket may
     /// take fewer bytes than offered; a TAP device takes a whole frame or fails.
     /// </summary>
-    public static unsafe long WriteVectored(FileDescriptor fd, IoVectorList vectors)
-    {
-        ArgumentNullException.ThrowIfNull(fd);
-        ArgumentNullException.ThrowIfNull(vectors);
-        if (vectors.Count > Interop.Libc.IOV_MAX)
-        {
-            return -Errno.EINVAL;
-        }
-
-        fixed (Interop.Libc.iovec_t* first = vectors.Vectors)
-        {
-            while (true)
-            {
-                // SAFETY: the pinned array holds Count vectors, each a live range by IoVectorList.TryAdd's contract.
-                nint n = Interop.Libc.Writev(fd, first, vectors.Count);
-                if (n >= 0)
-                {
-                    return n;
-                }
-
-                int errno = Errno.Last;
-                if (errno != Errno.EINTR)
-                {
-                    return -errno;
-                }
-            }
-        }
-    }
+    public static long WriteVectored(FileDescriptor fd, IoVectorList vectors) => Vectored(fd, vectors, write: true);
 
     /// <summary>One readv(2) into the list's vectors (at most IOV_MAX): the byte count, 0 at end of stream, or -errno.</summary>
-    public static unsafe long ReadVectored(FileDescriptor fd, IoVectorList vectors)
+    public static long ReadVectored(FileDescriptor fd, IoVectorList vectors) => Vectored(fd, vectors, write: false);
+
+    private static unsafe long Vectored(FileDescriptor fd, IoVectorList vectors, bool write)
     {
         ArgumentNullException.ThrowIfNull(fd);
         ArgumentNullException.ThrowIfNull(vectors);
@@ -156,8 +131,9 @@ public static class StreamIo
         {
             while (true)
             {
-                // SAFETY: the pinned array holds Count vectors, each a live writable range by IoVectorList.TryAdd's contract.
-                nint n = Interop.Libc.Readv(fd, first, vectors.Count);
+                // SAFETY: the pinned array holds Count vectors, each a live range (writable, for a read) by
+                // IoVectorList.TryAdd's contract.
+                nint n = write ? Interop.Libc.Writev(fd, first, vectors.Count) : Interop.Libc.Readv(fd, first, vectors.Count);
                 if (n >= 0)
                 {
                     return n;

@@ -10,6 +10,14 @@ internal static class GuestImages
             ? dir
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "kvmsharp", "guest");
 
+    /// <summary>The default guest's directory; fails the test when the guest was not built.</summary>
+    public static string RequireDefaultGuest()
+    {
+        string guest = Directory;
+        Assert.True(File.Exists(Path.Combine(guest, "manifest.txt")), "The default guest is missing: run scripts/build-guest.sh first (.ci/run does).");
+        return guest;
+    }
+
     /// <summary>The compressed initramfs followed by an uncompressed newc archive holding one file (Linux unpacks both).</summary>
     public static byte[] InitramfsWithFile(byte[] initramfs, string path, byte[] contents)
     {

@@ -24,7 +24,7 @@ public sealed partial class NetworkGuestTests
     public void DebianGuest_UserNetwork_DhcpFetchFromHostAndHostForward(string accel)
     {
         KvmTests.RequireFor(accel);
-        string guest = RequireGuest();
+        string guest = GuestImages.RequireDefaultGuest();
         byte[] blob = new byte[FileLength];
         new Random(20261207).NextBytes(blob);
         string blobHash = Convert.ToHexStringLower(SHA256.HashData(blob));
@@ -74,7 +74,7 @@ public sealed partial class NetworkGuestTests
         KvmTests.RequireFor(accel);
         Assert.True(Environment.UserName == "root" || Environment.GetEnvironmentVariable("USER") == "root",
             "The TAP test creates a network namespace and a TAP interface: run the tests as root (CI does).");
-        string guest = RequireGuest();
+        string guest = GuestImages.RequireDefaultGuest();
         string ns = $"kvmsharp-net-{Environment.ProcessId}-{accel}";
         string dir = Directory.CreateTempSubdirectory("kvmsharp-tap-").FullName;
         byte[] blob = new byte[FileLength];
@@ -139,13 +139,6 @@ public sealed partial class NetworkGuestTests
 
     [GeneratedRegex(@"virtio 00:[0-9a-f]{2}\.0 net (?<backend>[^:]+): rx (?<rx>[\d,]+) packets (?<rxbytes>[\d,]+) bytes 0 dropped, tx (?<tx>[\d,]+) packets (?<txbytes>[\d,]+) bytes 0 dropped; guest errors (?<errors>\d+) .* link (?<link>up|down);")]
     private static partial Regex NetStats();
-
-    private static string RequireGuest()
-    {
-        string guest = GuestImages.Directory;
-        Assert.True(File.Exists(Path.Combine(guest, "manifest.txt")), "The default guest is missing: run scripts/build-guest.sh first (.ci/run does).");
-        return guest;
-    }
 
     private static int FreeLoopbackPort()
     {

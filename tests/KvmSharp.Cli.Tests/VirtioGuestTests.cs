@@ -20,7 +20,7 @@ public sealed class VirtioGuestTests
     public void DebianGuest_UsesVirtioBlockEntropyAndConsole(string accel)
     {
         KvmTests.RequireFor(accel);
-        string guest = RequireGuest();
+        string guest = GuestImages.RequireDefaultGuest();
         string dir = System.IO.Directory.CreateTempSubdirectory("kvmsharp-virtio-").FullName;
         try
         {
@@ -93,7 +93,7 @@ public sealed class VirtioGuestTests
         KvmTests.RequireFor(accel);
         // pci=nomsi: Linux's virtio-pci falls back to INTx, which it routes by the DSDT's _PRT (disk: GSI 10, console:
         // GSI 11, level-triggered, "fasteoi"); the shell runs on the virtio console, so every command crosses INTx too.
-        string guest = RequireGuest();
+        string guest = GuestImages.RequireDefaultGuest();
         string dir = System.IO.Directory.CreateTempSubdirectory("kvmsharp-intx-").FullName;
         try
         {
@@ -126,13 +126,6 @@ public sealed class VirtioGuestTests
         {
             System.IO.Directory.Delete(dir, recursive: true);
         }
-    }
-
-    private static string RequireGuest()
-    {
-        string guest = GuestImages.Directory;
-        Assert.True(File.Exists(Path.Combine(guest, "manifest.txt")), "The default guest is missing: run scripts/build-guest.sh first (.ci/run does).");
-        return guest;
     }
 
     /// <summary>A raw image of <paramref name="size"/> bytes in <paramref name="dir"/> whose first MiB is seeded random bytes.</summary>
