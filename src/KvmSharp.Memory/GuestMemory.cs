@@ -90,6 +90,134 @@ public sealed class GuestMemory : IDisposable
         return new GuestMemory(regions);
     }
 
+    /// <summary>
+    /// RAM for <paramref name="ranges"/> mapped privately from <paramref name="path"/>, a file holding the ranges'
+    /// contents one after another in ascending guest-physical order (what <see cref="WriteTo"/> writes): nothing is read
+    /// up front, a page comes from the file when the guest or a device first touches it, and writes stay in this process.
+    /// Throws <see cref="GuestMemoryException"/> (one line) if the file is missing or is not exactly that size.
+    /// </summary>
+    public static GuestMemory MapFromFile(IReadOnlyList<MemoryRange> ranges, string path)
+    {
+        ArgumentNullException.ThrowIfNull(ranges);
+        ArgumentNullException.ThrowIfNull(path);
+        var layout = Create(ranges);
+        ulong expected = layout.TotalSize;
+        var sorted = new List<MemoryRange>(layout._regions.Length);
+        foreach (var r in layout._regions)
+        {
+            sorted.Add(new MemoryRange(r.GuestPhysicalAddress, r.Size));
+        }
+
+        layout.Dispose();
+        Microsoft.Win32.SafeHandles.SafeFileHandle file;
+        try
+        {
+            file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new GuestMemoryException($"Cannot open the memory file '{path}': {e.Message}");
+        }
+
+        using (file)
+        {
+            long length = RandomAccess.GetLength(file);
+            if ((ulong)length != expected)
+            {
+                throw new GuestMemoryException(
+                    $"The memory file '{path}' is {length} bytes but the snapshot's machine has {expected} bytes of RAM: it belongs to another snapshot.");
+            }
+
+            var regions = new GuestMemoryRegion[sorted.Count];
+            long offset = 0;
+            try
+            {
+                for (int i = 0; i < sorted.Count; i++)
+                {
+                    var mapping = MemoryMapping.PrivateFile(file, sorted[i].Size, offset);
+                    mapping.Advise(MemoryAdvice.DontFork);
+                    regions[i] = new GuestMemoryRegion(sorted[i].Start, mapping);
+                    offset += (long)sorted[i].Size;
+                }
+            }
+            catch
+            {
+                foreach (var r in regions)
+                {
+                    r?.Mapping.Dispose();
+                }
+
+                throw;
+            }
+
+            // The mappings keep the file's pages reachable; the descriptor is not needed past mmap.
+            return new GuestMemory(regions);
+        }
+    }
+
+    /// <summary>
+    /// Writes every region, in ascending guest-physical order, to <paramref name="path"/> (the file
+    /// <see cref="MapFromFile"/> maps): first to a temporary name beside it, then renamed over it, so a machine that is
+    /// itself mapped from a file of that name keeps its own pages. Runs of zero pages become holes (a sparse file).
+    /// <paramref name="progress"/> hears the bytes done so far. Call with the vCPUs and devices quiesced.
+    /// </summary>
+    public unsafe void WriteTo(string path, IProgress<long>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        const int Chunk = 1 << 20;
+        string temporary = path + ".tmp";
+        using (var file = File.OpenHandle(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            RandomAccess.SetLength(file, (long)TotalSize);
+            long fileOffset = 0;
+            long done = 0;
+            foreach (var r in _regions)
+            {
+                for (ulong at = 0; at < r.Size; at += Chunk)
+                {
+                    int length = (int)Math.Min(Chunk, r.Size - at);
+                    // SAFETY: [HostAddress + at, + length) lies inside the region's live mapping (at + length <= Size).
+                    var span = new ReadOnlySpan<byte>((void*)(r.HostAddress + (nint)at), length);
+                    WriteNonZeroPages(file, span, fileOffset + (long)at);
+                    done += length;
+                    progress?.Report(done);
+                }
+
+                fileOffset += (long)r.Size;
+            }
+
+            RandomAccess.FlushToDisk(file);
+        }
+
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    /// <summary>Writes the runs of pages of <paramref name="data"/> that are not all zero; zero pages stay holes.</summary>
+    private static void WriteNonZeroPages(Microsoft.Win32.SafeHandles.SafeFileHandle file, ReadOnlySpan<byte> data, long offset)
+    {
+        int page = (int)PageSize;
+        int runStart = -1;
+        for (int at = 0; at < data.Length; at += page)
+        {
+            bool zero = !data.Slice(at, Math.Min(page, data.Length - at)).ContainsAnyExcept((byte)0);
+            if (!zero && runStart < 0)
+            {
+                runStart = at;
+            }
+            else if (zero && runStart >= 0)
+            {
+                RandomAccess.Write(file, data[runStart..at], offset + runStart);
+                runStart = -1;
+            }
+        }
+
+        if (runStart >= 0)
+        {
+            RandomAccess.Write(file, data[runStart..], offset + runStart);
+        }
+    }
+
     /// <summary>The region holding <paramref name="address"/>, or null.</summary>
     public GuestMemoryRegion? FindRegion(ulong address)
     {

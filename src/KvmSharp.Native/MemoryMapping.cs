@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace KvmSharp.Native;
 
 /// <summary>An mmap'd region; unmapped exactly once on dispose.</summary>
@@ -56,6 +58,32 @@ public sealed class MemoryMapping : IDisposable
         {
             int errno = Errno.Last;
             throw new NativeErrorException($"mmap(MAP_32BIT) of {length} bytes", errno);
+        }
+
+        return new MemoryMapping(address, length);
+    }
+
+    /// <summary>
+    /// A private (copy-on-write) read/write mapping of <paramref name="length"/> bytes of the file <paramref name="fd"/>
+    /// from <paramref name="offset"/>: pages are read from the file when first touched and writes stay in this process,
+    /// so the file is never changed (a snapshot's memory file restored lazily, as Firecracker does). The file must not be
+    /// written while mapped: pages not yet copied would show the new contents.
+    /// </summary>
+    public static MemoryMapping PrivateFile(SafeHandle fd, ulong length, long offset)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        ValidateLength(length);
+        nint address = Interop.Libc.Mmap(
+            0,
+            (nuint)length,
+            Interop.Libc.PROT_READ | Interop.Libc.PROT_WRITE,
+            Interop.Libc.MAP_PRIVATE | Interop.Libc.MAP_NORESERVE,
+            fd,
+            offset);
+        if (address == Interop.Libc.MapFailed)
+        {
+            int errno = Errno.Last;
+            throw new NativeErrorException($"mmap(MAP_PRIVATE) of {length} bytes of a file at offset {offset}", errno);
         }
 
         return new MemoryMapping(address, length);

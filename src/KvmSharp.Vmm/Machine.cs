@@ -25,6 +25,14 @@ public sealed class Machine : IDisposable
     private bool _started;
     private bool _disposed;
 
+    // Pause: guarded by _pauseLock. A vCPU thread that sees _pauseRequested after a kick parks until it is cleared,
+    // running whatever work RunOnVcpu queued for it meanwhile (vCPU state is read and written on the vCPU's own thread).
+    private readonly object _pauseLock = new();
+    private readonly Queue<VcpuWork>[] _work;
+    private bool _pauseRequested;
+    private int _parkedVcpus;
+    private int _endedVcpus;
+
     public Machine(IVirtualMachine vm, GuestMemory memory, IReadOnlyList<IVcpu> vcpus, IoDispatcher io, MachineControl? control = null)
     {
         ArgumentNullException.ThrowIfNull(vm);
@@ -42,6 +50,211 @@ public sealed class Machine : IDisposable
         _io = io;
         _control = control;
         _lastStops = new VcpuStop?[vcpus.Count];
+        _work = new Queue<VcpuWork>[vcpus.Count];
+        for (int i = 0; i < _work.Length; i++)
+        {
+            _work[i] = new Queue<VcpuWork>();
+        }
+    }
+
+    /// <summary>Called on each vCPU's thread once it has parked for a pause (KVM: KVMCLOCK_CTRL).</summary>
+    public Action<IVcpu>? OnVcpuParked { get; set; }
+
+    /// <summary>True from <see cref="Pause"/> (or <see cref="StartPaused"/>) until <see cref="Resume"/>.</summary>
+    public bool IsPaused
+    {
+        get
+        {
+            lock (_pauseLock)
+            {
+                return _pauseRequested;
+            }
+        }
+    }
+
+    /// <summary>Before <see cref="Run"/>: every vCPU parks before it first enters the guest, until <see cref="Resume"/>.</summary>
+    public void StartPaused()
+    {
+        lock (_pauseLock)
+        {
+            _pauseRequested = true;
+        }
+    }
+
+    /// <summary>
+    /// Parks every vCPU outside the guest and returns once all have parked (or ended). Idempotent. Throws
+    /// <see cref="InvalidOperationException"/> if the machine has ended. Devices are not touched here: the owner quiesces
+    /// them after this returns.
+    /// </summary>
+    public void Pause()
+    {
+        lock (_pauseLock)
+        {
+            ThrowIfEnded();
+            _pauseRequested = true;
+        }
+
+        foreach (var vcpu in _vcpus)
+        {
+            vcpu.Kick();
+        }
+
+        lock (_pauseLock)
+        {
+            while (_started && _parkedVcpus + _endedVcpus < _vcpus.Count && !HasEnded)
+            {
+                Monitor.Wait(_pauseLock, TimeSpan.FromMilliseconds(100));
+            }
+
+            ThrowIfEnded();
+        }
+    }
+
+    /// <summary>Lets every parked vCPU back into the guest.</summary>
+    public void Resume()
+    {
+        lock (_pauseLock)
+        {
+            _pauseRequested = false;
+            Monitor.PulseAll(_pauseLock);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on vCPU <paramref name="index"/>'s own thread while the machine is paused (KVM wants a
+    /// vCPU's ioctls from the thread that runs it) and returns its result; its exception is rethrown here.
+    /// </summary>
+    public T RunOnVcpu<T>(int index, Func<IVcpu, T> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, _vcpus.Count);
+        T result = default!;
+        var item = new VcpuWork(vcpu => result = work(vcpu));
+        lock (_pauseLock)
+        {
+            if (!_pauseRequested)
+            {
+                throw new InvalidOperationException("The machine must be paused to reach a vCPU's state.");
+            }
+
+            if (!_started || HasEnded)
+            {
+                // No thread runs this vCPU: nothing else touches it, so the caller's thread may.
+                return work(_vcpus[index]);
+            }
+
+            _work[index].Enqueue(item);
+            Monitor.PulseAll(_pauseLock);
+            while (!item.Done)
+            {
+                if (HasEnded)
+                {
+                    throw new InvalidOperationException("The machine ended before its vCPU state could be reached.");
+                }
+
+                Monitor.Wait(_pauseLock, TimeSpan.FromMilliseconds(100));
+            }
+        }
+
+        if (item.Error is { } error)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+
+        return result;
+    }
+
+    private bool HasEnded
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _exitReason is not null;
+            }
+        }
+    }
+
+    private void ThrowIfEnded()
+    {
+        if (HasEnded)
+        {
+            throw new InvalidOperationException("The machine has ended.");
+        }
+    }
+
+    /// <summary>Parks this vCPU's thread while a pause lasts, running the work queued for it.</summary>
+    private void ParkWhilePaused(IVcpu vcpu)
+    {
+        lock (_pauseLock)
+        {
+            if (!_pauseRequested)
+            {
+                return;
+            }
+        }
+
+        // Before counting as parked, so Pause returns only once every vCPU has done it.
+        OnVcpuParked?.Invoke(vcpu);
+        lock (_pauseLock)
+        {
+            _parkedVcpus++;
+            Monitor.PulseAll(_pauseLock);
+        }
+
+        try
+        {
+            while (true)
+            {
+                VcpuWork item;
+                lock (_pauseLock)
+                {
+                    while (_work[vcpu.Index].Count == 0)
+                    {
+                        if (!_pauseRequested || HasEnded)
+                        {
+                            return;
+                        }
+
+                        Monitor.Wait(_pauseLock);
+                    }
+
+                    item = _work[vcpu.Index].Dequeue();
+                }
+
+                try
+                {
+                    item.Run(vcpu);
+                }
+                catch (Exception e)
+                {
+                    item.Error = e;
+                }
+
+                lock (_pauseLock)
+                {
+                    item.Done = true;
+                    Monitor.PulseAll(_pauseLock);
+                }
+            }
+        }
+        finally
+        {
+            lock (_pauseLock)
+            {
+                _parkedVcpus--;
+            }
+        }
+    }
+
+    private sealed class VcpuWork(Action<IVcpu> run)
+    {
+        public Action<IVcpu> Run { get; } = run;
+
+        public bool Done { get; set; }
+
+        public Exception? Error { get; set; }
     }
 
     public IVirtualMachine VirtualMachine => _vm;
@@ -129,11 +342,12 @@ public sealed class Machine : IDisposable
     {
         try
         {
+            ParkWhilePaused(vcpu);
             while (true)
             {
                 var stop = vcpu.Run(_io);
                 _lastStops[vcpu.Index] = stop;
-                var reason = Classify(stop);
+                var reason = Classify(vcpu, stop);
                 if (reason is null)
                 {
                     continue;
@@ -155,6 +369,12 @@ public sealed class Machine : IDisposable
         }
         finally
         {
+            lock (_pauseLock)
+            {
+                _endedVcpus++;
+                Monitor.PulseAll(_pauseLock);
+            }
+
             if (Interlocked.Decrement(ref _runningVcpus) == 0)
             {
                 Finish(MachineExitReason.AllVcpusHalted, null);
@@ -163,15 +383,25 @@ public sealed class Machine : IDisposable
     }
 
     /// <summary>What a vCPU stop means for the machine: null to keep running this vCPU.</summary>
-    private MachineExitReason? Classify(VcpuStop stop)
+    private MachineExitReason? Classify(IVcpu vcpu, VcpuStop stop)
     {
         switch (stop.Reason)
         {
             case VcpuStopReason.Kicked:
-                // A kick without a machine-level stop (e.g. a pause later) resumes the vCPU.
+                // A kick without a machine-level stop is a pause (parked until resumed) or a stray one: either way the
+                // vCPU runs on.
                 lock (_stateLock)
                 {
-                    return _exitReason is null ? null : _exitReason;
+                    if (_exitReason is not null)
+                    {
+                        return _exitReason;
+                    }
+                }
+
+                ParkWhilePaused(vcpu);
+                lock (_stateLock)
+                {
+                    return _exitReason;
                 }
 
             case VcpuStopReason.Halted:
@@ -208,6 +438,11 @@ public sealed class Machine : IDisposable
         foreach (var vcpu in _vcpus)
         {
             vcpu.Kick();
+        }
+
+        lock (_pauseLock)
+        {
+            Monitor.PulseAll(_pauseLock);
         }
 
         _finished.Set();

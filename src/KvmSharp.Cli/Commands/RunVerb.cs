@@ -220,47 +220,6 @@ internal static class RunVerb
         }
     }
 
-    /// <summary>
-    /// The backend to use: the opened KVM device, or null for the software CPU. <c>auto</c> takes KVM where it can run a
-    /// guest kernel (kvm_intel, kvm_amd) and the software CPU where /dev/kvm is missing, cannot be opened or used, or is
-    /// kvm_pvm (which cannot finish booting a stock kernel), and says which it took and what it found. <c>kvm</c> opens
-    /// KVM or throws <see cref="KvmUnavailableException"/>.
-    /// </summary>
-    private static KvmSystem? OpenAccelerator(CliApp app, VmConfig config)
-    {
-        if (config.Accelerator == Accelerator.Emulator)
-        {
-            return null;
-        }
-
-        if (config.Accelerator == Accelerator.Kvm)
-        {
-            return KvmSystem.Open(config.KvmDevicePath);
-        }
-
-        var host = KvmHostInfo.Detect();
-        if (!File.Exists(config.KvmDevicePath))
-        {
-            app.Error.WriteLine($"kvmsharp: using the software CPU: {config.KvmDevicePath} does not exist on this host (KVM module: {host.ModuleName}).");
-            return null;
-        }
-
-        if (host.Module == KvmModuleKind.Pvm)
-        {
-            app.Error.WriteLine("kvmsharp: using the software CPU: KVM here is kvm_pvm, which cannot finish booting a stock Linux kernel (use --accel kvm to try anyway).");
-            return null;
-        }
-
-        try
-        {
-            var system = KvmSystem.Open(config.KvmDevicePath);
-            app.Error.WriteLine($"kvmsharp: using KVM ({host.Describe()}).");
-            return system;
-        }
-        catch (KvmUnavailableException e)
-        {
-            app.Error.WriteLine($"kvmsharp: using the software CPU: {e.Message}");
-            return null;
-        }
-    }
+    private static KvmSystem? OpenAccelerator(CliApp app, VmConfig config) =>
+        AcceleratorSelector.Open(config.Accelerator, config.KvmDevicePath, message => app.Error.WriteLine($"kvmsharp: {message}"));
 }

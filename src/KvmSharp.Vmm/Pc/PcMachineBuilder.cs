@@ -64,12 +64,28 @@ public static class PcMachineBuilder
 
     public static PcMachine Build(KvmSystem system, VmConfig config, PcBootFiles files, Stream consoleOutput, TimeProvider time)
     {
+        ArgumentNullException.ThrowIfNull(files);
+        return BuildOnKvm(system, config, files, null, consoleOutput, time);
+    }
+
+    /// <summary>
+    /// Builds the PC of <paramref name="config"/> on KVM for a snapshot's restore: RAM mapped privately from
+    /// <paramref name="memoryPath"/> (<see cref="GuestMemory.MapFromFile"/>), devices and vCPUs as for a boot, but no
+    /// kernel loaded and no boot registers set: the snapshot's state replaces them (<see cref="PcSnapshot"/>).
+    /// </summary>
+    public static PcMachine BuildForRestore(KvmSystem system, VmConfig config, string memoryPath, Stream consoleOutput, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(memoryPath);
+        return BuildOnKvm(system, config, null, memoryPath, consoleOutput, time);
+    }
+
+    private static PcMachine BuildOnKvm(KvmSystem system, VmConfig config, PcBootFiles? files, string? memoryPath, Stream consoleOutput, TimeProvider time)
+    {
         ArgumentNullException.ThrowIfNull(system);
         ArgumentNullException.ThrowIfNull(config);
-        ArgumentNullException.ThrowIfNull(files);
         ArgumentNullException.ThrowIfNull(consoleOutput);
         ArgumentNullException.ThrowIfNull(time);
-        var (request, started) = files;
+        long started = files?.StartedTimestamp ?? time.GetTimestamp();
         var cleanup = new Stack<IDisposable>();
         try
         {
@@ -88,21 +104,26 @@ public static class PcMachineBuilder
             vm.CreateIrqChip();
             vm.CreatePit2();
 
-            var memory = GuestMemory.Create(PcMemoryLayout.RamRanges(config.MemoryBytes));
+            var memory = CreateMemory(config, memoryPath);
             cleanup.Push(memory);
             vm.MapMemory(memory);
 
             var io = new IoDispatcher();
             var control = new MachineControl(io);
-            var serial = AddDevices(io, control, vm.Interrupts, config, consoleOutput, time, started, out var bootTimer);
+            var legacy = AddDevices(io, control, vm.Interrupts, config, consoleOutput, time, started);
             var virtio = PcVirtio.Create(io, vm.Interrupts, memory, config, consoleOutput, vm, _ => control.RequestExit(MachineExitReason.VmmError));
             cleanup.Push(virtio);
-            var boot = LoadGuest(memory, config, request, virtio.Bus);
+            var boot = files is null ? null : LoadGuest(memory, config, files.Request, virtio.Bus);
 
-            var vcpus = CreateVcpus(system, vm, config.Cpus, boot.Entry, cleanup);
+            var vcpus = CreateVcpus(system, vm, config.Cpus, boot?.Entry, cleanup);
             var machine = new Machine(vm, memory, vcpus, io, control);
-            virtio.Start();
-            return new PcMachine(machine, serial, bootTimer, boot, "kvm", virtio);
+            if (files is not null)
+            {
+                // A restore starts the device threads once the snapshot's device state is in (PcSnapshot).
+                virtio.Start();
+            }
+
+            return new PcMachine(machine, legacy, boot, "kvm", virtio, config);
         }
         catch
         {
@@ -122,12 +143,24 @@ public static class PcMachineBuilder
     /// </summary>
     public static PcMachine BuildOnEmulator(VmConfig config, PcBootFiles files, Stream consoleOutput, TimeProvider time)
     {
-        ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(files);
+        return BuildOnEmulator(config, files, null, consoleOutput, time);
+    }
+
+    /// <summary>The software CPU's <see cref="BuildForRestore(KvmSystem, VmConfig, string, Stream, TimeProvider)"/>.</summary>
+    public static PcMachine BuildForRestoreOnEmulator(VmConfig config, string memoryPath, Stream consoleOutput, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(memoryPath);
+        return BuildOnEmulator(config, null, memoryPath, consoleOutput, time);
+    }
+
+    private static PcMachine BuildOnEmulator(VmConfig config, PcBootFiles? files, string? memoryPath, Stream consoleOutput, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(consoleOutput);
         ArgumentNullException.ThrowIfNull(time);
-        var (request, started) = files;
-        var memory = GuestMemory.Create(PcMemoryLayout.RamRanges(config.MemoryBytes));
+        long started = files?.StartedTimestamp ?? time.GetTimestamp();
+        var memory = CreateMemory(config, memoryPath);
         PcVirtio? virtio = null;
         try
         {
@@ -136,17 +169,17 @@ public static class PcMachineBuilder
 
             var io = new IoDispatcher();
             var control = new MachineControl(io);
-            var serial = AddDevices(io, control, vm.Interrupts, config, consoleOutput, time, started, out var bootTimer);
+            var legacy = AddDevices(io, control, vm.Interrupts, config, consoleOutput, time, started);
             vm.RegisterDevices(io);
             virtio = PcVirtio.Create(io, vm.Interrupts, memory, config, consoleOutput, kvm: null, _ => control.RequestExit(MachineExitReason.VmmError));
-            var boot = LoadGuest(memory, config, request, virtio.Bus);
+            var boot = files is null ? null : LoadGuest(memory, config, files.Request, virtio.Bus);
 
             var vcpus = new List<IVcpu>(config.Cpus);
             for (int i = 0; i < config.Cpus; i++)
             {
                 var vcpu = vm.CreateEmulatorVcpu(i);
                 vcpu.SetMsrs([MsrMiscEnable], [MiscEnableFastStrings]);
-                if (i == 0)
+                if (i == 0 && boot is not null)
                 {
                     vcpu.SetSystemRegisters(boot.Entry.InitialSystemRegisters(vcpu.GetSystemRegisters()));
                     vcpu.SetRegisters(boot.Entry.InitialRegisters());
@@ -156,8 +189,13 @@ public static class PcMachineBuilder
             }
 
             var machine = new Machine(vm, memory, vcpus, io, control);
-            virtio.Start();
-            return new PcMachine(machine, serial, bootTimer, boot, "emulator", virtio);
+            if (files is not null)
+            {
+                // A restore starts the device threads once the snapshot's device state is in (PcSnapshot).
+                virtio.Start();
+            }
+
+            return new PcMachine(machine, legacy, boot, "emulator", virtio, config);
         }
         catch
         {
@@ -165,6 +203,13 @@ public static class PcMachineBuilder
             memory.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Fresh RAM for a boot, or for a restore the snapshot's memory file mapped copy-on-write.</summary>
+    private static GuestMemory CreateMemory(VmConfig config, string? memoryPath)
+    {
+        var ranges = PcMemoryLayout.RamRanges(config.MemoryBytes);
+        return memoryPath is null ? GuestMemory.Create(ranges) : GuestMemory.MapFromFile(ranges, memoryPath);
     }
 
     private static KernelLoadRequest LoadRequest(VmConfig config) => new(
@@ -197,15 +242,14 @@ public static class PcMachineBuilder
         return KernelLoader.Load(memory, request with { AcpiRsdpAddress = rsdp });
     }
 
-    private static Serial16550 AddDevices(
+    private static PcLegacyDevices AddDevices(
         IoDispatcher io,
         MachineControl control,
         IInterruptSink interrupts,
         VmConfig config,
         Stream consoleOutput,
         TimeProvider time,
-        long started,
-        out BootTimer bootTimer)
+        long started)
     {
         var serial = new Serial16550(consoleOutput, new GsiIrqLine(interrupts, SerialGsi));
         io.Ports.Register(SerialPort, Serial16550.RegisterCount, serial, "serial0 (16550A)");
@@ -230,15 +274,15 @@ public static class PcMachineBuilder
         io.Ports.Register(AcpiPm.EventBlockPort, AcpiPm.EventBlockLength, acpiPm.Events, "acpi pm1a event block");
         io.Ports.Register(AcpiPm.ControlBlockPort, AcpiPm.ControlBlockLength, acpiPm.Control, "acpi pm1a control block");
 
-        bootTimer = new BootTimer(time, started);
+        var bootTimer = new BootTimer(time, started);
         io.Ports.Register(BootTimerPort, 1, bootTimer, "boot timer");
         io.Mmio.Register(BootTimerMmio, 1, bootTimer, "boot timer (MMIO alias)");
 
         io.Ports.Register(DebugConsole.DefaultPort, 1, new DebugConsole(consoleOutput), "debugcon");
-        return serial;
+        return new PcLegacyDevices(serial, i8042, rtc, acpiPm, fwCfg, bootTimer);
     }
 
-    private static List<IVcpu> CreateVcpus(KvmSystem system, KvmVm vm, int count, BootEntry entry, Stack<IDisposable> cleanup)
+    private static List<IVcpu> CreateVcpus(KvmSystem system, KvmVm vm, int count, BootEntry? entry, Stack<IDisposable> cleanup)
     {
         var supported = system.GetSupportedCpuid();
         var vcpus = new List<IVcpu>(count);
@@ -254,7 +298,7 @@ public static class PcMachineBuilder
             BitConverter.TryWriteBytes(lapic.AsSpan(LapicLint1, 4), DeliveryNmi);
             vcpu.SetLapic(lapic);
 
-            if (i == 0)
+            if (i == 0 && entry is not null)
             {
                 // The bootstrap processor enters the kernel; the others wait for INIT/SIPI (KVM keeps them
                 // in KVM_MP_STATE_UNINITIALIZED when the LAPIC is in the kernel).
@@ -268,6 +312,9 @@ public static class PcMachineBuilder
         return vcpus;
     }
 }
+
+/// <summary>The ISA devices of the PC whose state a snapshot keeps (debug-exit and debugcon keep none).</summary>
+public sealed record PcLegacyDevices(Serial16550 Serial, I8042 I8042, CmosRtc Rtc, AcpiPm AcpiPm, FwCfg FwCfg, BootTimer BootTimer);
 
 /// <summary>The kernel and initrd as <see cref="PcMachineBuilder.ReadBootFiles"/> read them, and when it began (the boot timer's zero).</summary>
 public sealed record PcBootFiles(KernelLoadRequest Request, long StartedTimestamp);
