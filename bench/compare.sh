@@ -10,6 +10,8 @@
 #   7  boot of the default Debian guest to its ready marker on KVM (--accel kvm vs -M microvm -accel kvm)
 #   8  network, both VMMs on passt (--net user vs -netdev stream): iperf3 guest to host and host to guest, and a
 #      1-byte TCP round trip from the host to the guest and back; 8a on the software CPUs, 8b on KVM
+#   9  pause/resume latency and snapshot create/restore latency of the Debian guest at 128 MiB and 1 GiB (kvmsharp serve's
+#      Firecracker-compatible API vs QEMU's QMP stop/cont/migrate to a file/-incoming); 9a software CPUs, 9b KVM
 # The KVM items (1, 2, 5a, 7, 8b) run through scripts/with-kvm.sh: directly where /dev/kvm is usable, else both VMMs
 # inside its nested KVM host (QEMU TCG emulating SVM), where the table says "nested". The software-CPU items
 # (3, 4, 5b, 6, 8a) run on this machine. So there are up to two tables, each saying where it was measured. Installs
@@ -50,7 +52,7 @@ guest=${KVMSHARP_GUEST_DIR:-$HOME/.cache/kvmsharp/guest}
 echo "command: bench/compare.sh $*" >&2
 
 # --only, split into the items measured here and those measured on KVM; every other option goes to both runs.
-only="1,2,3,4,5a,5b,6,7,8a,8b"
+only="1,2,3,4,5a,5b,6,7,8a,8b,9a,9b"
 passed=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -64,7 +66,8 @@ for item in ${only//,/ }; do
   case "$item" in
     5) host_items+=(5b); kvm_items+=(5a) ;;
     8) host_items+=(8a); kvm_items+=(8b) ;;
-    1|2|5a|7|8b) kvm_items+=("$item") ;;
+    9) host_items+=(9a); kvm_items+=(9b) ;;
+    1|2|5a|7|8b|9b) kvm_items+=("$item") ;;
     *) host_items+=("$item") ;;
   esac
 done

@@ -17,8 +17,8 @@ internal sealed class Options
           --exits N             exits per loop for item 2 (default 200000; 20000 in a nested KVM host)
           --work N              workload rounds for item 6 (default 8)
           --disk-mib N          disk size for item 4 (default 256)
-          --only LIST           items to run, e.g. 1,2,5a (default: all; 5 is 5a and 5b, 8 is 8a and 8b). KVM items:
-                                1, 2, 5a, 7, 8b; software-CPU items: 3, 4, 5b, 6, 8a
+          --only LIST           items to run, e.g. 1,2,5a (default: all; 5 is 5a and 5b, 8 is 8a and 8b, 9 is 9a and 9b).
+                                KVM items: 1, 2, 5a, 7, 8b, 9b; software-CPU items: 3, 4, 5b, 6, 8a, 9a
           --net-seconds N       length of each iperf3 run for item 8 (default 10)
           --tiny-accel A        kvm (default) or emulator: where items 1, 2 and 5a run. emulator runs them on
                                 kvmsharp's software CPU and QEMU TCG, to try the bench on a host without KVM
@@ -49,7 +49,7 @@ internal sealed class Options
 
     public int NetSeconds { get; private set; } = 10;
 
-    public static readonly string[] Items = ["1", "2", "3", "4", "5a", "5b", "6", "7", "8a", "8b"];
+    public static readonly string[] Items = ["1", "2", "3", "4", "5a", "5b", "6", "7", "8a", "8b", "9a", "9b"];
 
     public HashSet<string> Only { get; } = [.. Items];
 

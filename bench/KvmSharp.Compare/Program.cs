@@ -114,6 +114,20 @@ internal static partial class Program
                 Guarded([Row.NetSoftTapG2H, Row.NetSoftTapH2G, Row.NetSoftTapRtt], true, "", () => Network(onKvm: false, Soft, tap: true));
             }
 
+            if (options.Only.Contains("9a"))
+            {
+                Guarded([Row.SnapSoftPause, Row.SnapSoftResume, Row.SnapSoftCreate128, Row.SnapSoftRestore128, Row.SnapSoftCreate1G, Row.SnapSoftRestore1G], true, "",
+                    () => new SnapshotBench(options, table, args => KvmSharpCommand(args), QemuCommon).Run(
+                        false, "software CPU: `--accel emulator` vs TCG", Row.SnapSoftPause, Row.SnapSoftResume, Row.SnapSoftCreate128, Row.SnapSoftRestore128, Row.SnapSoftCreate1G, Row.SnapSoftRestore1G));
+            }
+
+            if (options.Only.Contains("9b"))
+            {
+                Guarded([Row.SnapKvmPause, Row.SnapKvmResume, Row.SnapKvmCreate128, Row.SnapKvmRestore128, Row.SnapKvmCreate1G, Row.SnapKvmRestore1G], kvmUsable, kvmProblem,
+                    () => new SnapshotBench(options, table, args => KvmSharpCommand(args), QemuCommon).Run(
+                        true, kvmWhere, Row.SnapKvmPause, Row.SnapKvmResume, Row.SnapKvmCreate128, Row.SnapKvmRestore128, Row.SnapKvmCreate1G, Row.SnapKvmRestore1G));
+            }
+
             if (options.Only.Contains("8b"))
             {
                 Guarded([Row.NetKvmG2H, Row.NetKvmH2G, Row.NetKvmRtt], kvmUsable, kvmProblem, () => Network(onKvm: true, kvmWhere, tap: false));

@@ -26,6 +26,18 @@ internal enum Row
     NetKvmTapG2H,
     NetKvmTapH2G,
     NetKvmTapRtt,
+    SnapSoftPause,
+    SnapSoftResume,
+    SnapSoftCreate128,
+    SnapSoftRestore128,
+    SnapSoftCreate1G,
+    SnapSoftRestore1G,
+    SnapKvmPause,
+    SnapKvmResume,
+    SnapKvmCreate128,
+    SnapKvmRestore128,
+    SnapKvmCreate1G,
+    SnapKvmRestore1G,
 }
 
 /// <summary>The markdown table: one row per measurement, medians, KvmSharp ÷ QEMU, and which way is better.</summary>
@@ -55,6 +67,18 @@ internal sealed class ResultTable
         [Row.NetKvmTapG2H] = "8",
         [Row.NetKvmTapH2G] = "8",
         [Row.NetKvmTapRtt] = "8",
+        [Row.SnapSoftPause] = "9",
+        [Row.SnapSoftResume] = "9",
+        [Row.SnapSoftCreate128] = "9",
+        [Row.SnapSoftRestore128] = "9",
+        [Row.SnapSoftCreate1G] = "9",
+        [Row.SnapSoftRestore1G] = "9",
+        [Row.SnapKvmPause] = "9",
+        [Row.SnapKvmResume] = "9",
+        [Row.SnapKvmCreate128] = "9",
+        [Row.SnapKvmRestore128] = "9",
+        [Row.SnapKvmCreate1G] = "9",
+        [Row.SnapKvmRestore1G] = "9",
     };
 
     private readonly SortedDictionary<Row, string> _rows = [];

@@ -1,0 +1,164 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using KvmSharp.Hypervisor.Snapshots;
+
+namespace KvmSharp.Cli.Tests;
+
+/// <summary>
+/// A snapshot round trip of the default Debian guest through the control API of two <c>kvmsharp serve</c> processes:
+/// booted at its shell with a virtio disk and a counter running in guest memory, paused, snapshotted, the first process
+/// killed; restored paused in a second process, which snapshots it again at once (every state section equal to the
+/// first, but the time-relative fields listed in <see cref="MovingFields"/>), then resumed: the shell answers, the
+/// counter goes on from where it was, the disk's data is intact.
+/// </summary>
+public sealed class SnapshotGuestTests
+{
+    private static readonly TimeSpan BootTimeout = TestTime.Scaled(TimeSpan.FromMinutes(10));
+
+    /// <summary>
+    /// Fields that move between a save and the next save of the same paused machine: the host clock runs while a machine
+    /// is paused and between two processes (docs/snapshots.md). Keyed by section id prefix.
+    /// </summary>
+    private static readonly Dictionary<string, string[]> MovingFields = new()
+    {
+    };
+
+    [Theory]
+    [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
+    [InlineData("emulator")]
+    public void DebianGuest_SnapshotRestoredInANewProcess_GoesOnWithItsShellCounterAndDisk(string accel)
+    {
+        KvmTests.RequireFor(accel);
+        string guest = GuestImages.RequireDefaultGuest();
+        string dir = Directory.CreateTempSubdirectory("kvmsharp-snapshot-").FullName;
+        try
+        {
+            string disk = Path.Combine(dir, "data.img");
+            byte[] image = new byte[8 << 20];
+            new Random(20261207).NextBytes(image.AsSpan(0, 4096));
+            File.WriteAllBytes(disk, image);
+            string firstState = Path.Combine(dir, "vmstate.bin");
+            string firstMemory = Path.Combine(dir, "memory.bin");
+            string secondState = Path.Combine(dir, "vmstate2.bin");
+            string secondMemory = Path.Combine(dir, "memory2.bin");
+            string diskHash;
+            long counterAtSnapshot;
+
+            // 1. Boot, write the disk from the guest, start the counter, pause, snapshot.
+            string socket1 = Path.Combine(dir, "api1.sock");
+            using (var source = GuestSession.Start("serve", "--api-sock", socket1, "--accel", accel))
+            using (var api = new UnixApiClient(socket1))
+            {
+                api.WaitUntilServing(TestTime.Scaled(TimeSpan.FromSeconds(60)));
+                api.Expect204(HttpMethod.Put, "machine-config", """{"vcpu_count": 1, "mem_size_mib": 256}""");
+                api.Expect204(HttpMethod.Put, "boot-source",
+                    $$"""{"kernel_image_path": "{{Path.Combine(guest, "vmlinux")}}", "initrd_path": "{{Path.Combine(guest, "initramfs.cpio.gz")}}", "boot_args": "console=ttyS0 reboot=k panic=-1 kvmsharp.net=off"}""");
+                api.Expect204(HttpMethod.Put, "drives/data", $$"""{"drive_id": "data", "path_on_host": "{{disk}}", "is_root_device": false, "is_read_only": false}""");
+                api.Expect204(HttpMethod.Put, "actions", """{"action_type": "InstanceStart"}""");
+                source.WaitFor("KVMSHARP-GUEST-READY", BootTimeout);
+                source.WaitFor("guest# ", GuestSession.CommandTimeout);
+
+                // The guest writes 64 KiB of its own to sector 16 on, and hashes the first 1 MiB of the disk.
+                source.Run("dd if=/dev/urandom of=/dev/vda bs=4096 seek=2 count=16 conv=fsync 2>/dev/null");
+                diskHash = source.Run("dd if=/dev/vda bs=65536 count=16 2>/dev/null | sha256sum | cut -d' ' -f1");
+                Assert.Matches("^[0-9a-f]{64}$", diskHash);
+                source.Run("(i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 1; done) &");
+                Thread.Sleep(2500);
+                counterAtSnapshot = long.Parse(source.Run("cat /tmp/counter"), System.Globalization.CultureInfo.InvariantCulture);
+                Assert.InRange(counterAtSnapshot, 1, 100);
+
+                api.Expect204(HttpMethod.Patch, "vm", """{"state": "Paused"}""");
+                Assert.Contains("\"state\":\"Paused\"", api.Get(string.Empty).Replace(" ", string.Empty, StringComparison.Ordinal), StringComparison.Ordinal);
+                api.Expect204(HttpMethod.Put, "snapshot/create", $$"""{"snapshot_path": "{{firstState}}", "mem_file_path": "{{firstMemory}}", "snapshot_type": "Full"}""");
+            }
+
+            Assert.Equal(256L << 20, new FileInfo(firstMemory).Length);
+            byte[] memoryBefore = SHA256.HashData(File.ReadAllBytes(firstMemory));
+
+            // 2. Restore in a new process, paused; snapshot again at once; resume.
+            string socket2 = Path.Combine(dir, "api2.sock");
+            using (var restored = GuestSession.Start("serve", "--api-sock", socket2, "--accel", accel))
+            using (var api = new UnixApiClient(socket2))
+            {
+                api.WaitUntilServing(TestTime.Scaled(TimeSpan.FromSeconds(60)));
+                api.Expect204(HttpMethod.Put, "snapshot/load",
+                    $$"""{"snapshot_path": "{{firstState}}", "mem_backend": {"backend_type": "File", "backend_path": "{{firstMemory}}"}, "resume_vm": false}""");
+                Assert.Contains("\"state\":\"Paused\"", api.Get(string.Empty).Replace(" ", string.Empty, StringComparison.Ordinal), StringComparison.Ordinal);
+                api.Expect204(HttpMethod.Put, "snapshot/create", $$"""{"snapshot_path": "{{secondState}}", "mem_file_path": "{{secondMemory}}"}""");
+                api.Expect204(HttpMethod.Patch, "vm", """{"state": "Resumed"}""");
+
+                Assert.Equal("alive 42", restored.Run("echo alive $((6 * 7))"));
+                long counter = long.Parse(restored.Run("cat /tmp/counter"), System.Globalization.CultureInfo.InvariantCulture);
+                Assert.InRange(counter, counterAtSnapshot, counterAtSnapshot + 2);
+                Thread.Sleep(3000);
+                long later = long.Parse(restored.Run("cat /tmp/counter"), System.Globalization.CultureInfo.InvariantCulture);
+                Assert.InRange(later, counter + 1, counter + 10);
+                Assert.Equal(diskHash, restored.Run("dd if=/dev/vda bs=65536 count=16 2>/dev/null | sha256sum | cut -d' ' -f1"));
+                restored.Send("poweroff -f\n");
+                Assert.Equal(0, restored.WaitForExit(GuestSession.CommandTimeout));
+            }
+
+            // The guest's disk writes reached the image, and the snapshot's memory file was not changed by the restore.
+            Assert.Equal(diskHash, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(disk).AsSpan(0, 1 << 20))));
+            Assert.Equal(memoryBefore, SHA256.HashData(File.ReadAllBytes(firstMemory)));
+            Assert.Equal(File.ReadAllBytes(firstMemory), File.ReadAllBytes(secondMemory));
+            AssertSameState(SnapshotFile.Read(firstState), SnapshotFile.Read(secondState));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static void AssertSameState(IReadOnlyList<SnapshotSection> first, IReadOnlyList<SnapshotSection> second)
+    {
+        Assert.Equal(first.Select(s => (s.Id, s.Version)), second.Select(s => (s.Id, s.Version)));
+        for (int i = 0; i < first.Count; i++)
+        {
+            string id = first[i].Id;
+            var a = JsonNode.Parse(first[i].Payload.Span)!;
+            var b = JsonNode.Parse(second[i].Payload.Span)!;
+            foreach (var (prefix, fields) in MovingFields)
+            {
+                if (id.StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    foreach (string field in fields)
+                    {
+                        Remove(a, field);
+                        Remove(b, field);
+                    }
+                }
+            }
+
+            Assert.True(JsonNode.DeepEquals(a, b), $"section '{id}' differs:\n{a.ToJsonString()}\n{b.ToJsonString()}");
+        }
+    }
+
+    /// <summary>Removes a dotted property path (<c>lapic.timer_started_ticks_ago</c>) where it exists.</summary>
+    private static void Remove(JsonNode node, string path)
+    {
+        string[] parts = path.Split('.');
+        for (int i = 0; i < parts.Length - 1; i++)
+        {
+            if (node[parts[i]] is not { } child)
+            {
+                return;
+            }
+
+            node = child;
+        }
+
+        if (node is JsonObject obj)
+        {
+            obj.Remove(parts[^1]);
+        }
+        else if (node is JsonArray array)
+        {
+            foreach (var item in array)
+            {
+                (item as JsonObject)?.Remove(parts[^1]);
+            }
+        }
+    }
+}
