@@ -89,13 +89,17 @@ internal sealed class Options
                         {
                             o.Only.UnionWith(["8a", "8b"]);
                         }
+                        else if (item == "9")
+                        {
+                            o.Only.UnionWith(["9a", "9b"]);
+                        }
                         else if (Array.IndexOf(Items, item) >= 0)
                         {
                             o.Only.Add(item);
                         }
                         else
                         {
-                            throw new BenchException($"--only takes items 1, 2, 3, 4, 5, 5a, 5b, 6, 7, 8, 8a and 8b, not '{item}'");
+                            throw new BenchException($"--only takes items 1, 2, 3, 4, 5, 5a, 5b, 6, 7, 8, 8a, 8b, 9, 9a and 9b, not '{item}'");
                         }
                     }
 
