@@ -107,9 +107,10 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
     /// </summary>
     public EmulatorPlatformState SaveState()
     {
-        var apics = new LocalApicState[_vcpus.Count];
+        LocalApicState[] apics;
         lock (_vcpus)
         {
+            apics = new LocalApicState[_vcpus.Count];
             for (int i = 0; i < apics.Length; i++)
             {
                 apics[i] = ApicOf(_vcpus[i]).Save();
