@@ -25,6 +25,8 @@ public enum KvmCapability
     Debugregs = 50,
     Xsave = 55,
     Xcrs = 56,
+    TscControl = 60,
+    GetTscKhz = 61,
     MaxVcpus = 66,
     TscDeadlineTimer = 72,
     KvmclockCtrl = 76,

@@ -10,7 +10,7 @@ namespace KvmSharp.Kvm;
 /// A KVM vCPU fd with its mmapped kvm_run area. <see cref="Run"/> loops on KVM_RUN, decodes each exit in
 /// place and hands port and MMIO accesses to the I/O handler; it returns only for reasons the VMM must act on.
 /// </summary>
-public sealed unsafe class KvmVcpu : IVcpu
+public sealed unsafe partial class KvmVcpu : IVcpu
 {
     private const int MaxMsrBatch = 64;
 
@@ -602,8 +602,25 @@ public sealed unsafe class KvmVcpu : IVcpu
         Ioctl.Invoke(_fd, KvmIoctls.KVM_SET_MP_STATE, (nint)(&raw), "KVM_SET_MP_STATE");
     }
 
-    /// <summary>KVM_KVMCLOCK_CTRL: tells a kvmclock guest it was paused, so its soft-lockup watchdog stays quiet.</summary>
-    public void NotifyPaused() => Ioctl.Invoke(_fd, KvmIoctls.KVM_KVMCLOCK_CTRL, 0, "KVM_KVMCLOCK_CTRL");
+    /// <summary>
+    /// KVM_KVMCLOCK_CTRL: tells a kvmclock guest it was paused, so its soft-lockup watchdog stays quiet. False when the
+    /// guest has not set up kvmclock (KVM answers EINVAL: there is nobody to tell).
+    /// </summary>
+    public bool NotifyPaused()
+    {
+        int rc = Ioctl.TryInvoke(_fd, KvmIoctls.KVM_KVMCLOCK_CTRL, 0);
+        if (rc == -Errno.EINVAL)
+        {
+            return false;
+        }
+
+        if (rc < 0)
+        {
+            throw new KvmException("KVM_KVMCLOCK_CTRL", -rc);
+        }
+
+        return true;
+    }
 
     public void Dispose()
     {

@@ -7,7 +7,7 @@ using KvmSharp.Native;
 namespace KvmSharp.Kvm;
 
 /// <summary>A KVM virtual machine fd: memory slots, interrupt controllers, irqfd/ioeventfd, vCPUs.</summary>
-public sealed unsafe class KvmVm : IVirtualMachine
+public sealed unsafe partial class KvmVm : IVirtualMachine
 {
     private readonly KvmSystem _system;
     private readonly FileDescriptor _fd;
@@ -29,6 +29,9 @@ public sealed unsafe class KvmVm : IVirtualMachine
     public int VcpuMmapSize { get; }
 
     public bool HasIrqChip { get; private set; }
+
+    /// <summary>Whether <see cref="CreatePit2"/> created the in-kernel PIT.</summary>
+    public bool HasPit2 { get; private set; }
 
     public IInterruptSink Interrupts => _interrupts;
 
@@ -230,6 +233,7 @@ public sealed unsafe class KvmVm : IVirtualMachine
         var config = new kvm_pit_config { flags = KvmConstants.KVM_PIT_SPEAKER_DUMMY };
         // SAFETY: the kernel reads sizeof(kvm_pit_config) bytes from a stack local.
         Ioctl.Invoke(_fd, KvmIoctls.KVM_CREATE_PIT2, (nint)(&config), "KVM_CREATE_PIT2");
+        HasPit2 = true;
     }
 
     /// <summary>KVM_IRQ_LINE: drives a GSI of the in-kernel irqchip.</summary>

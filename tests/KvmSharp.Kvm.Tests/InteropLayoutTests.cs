@@ -41,6 +41,10 @@ public unsafe class InteropLayoutTests
         Assert.Equal(104, sizeof(kvm_enable_cap));
         Assert.Equal(128, sizeof(kvm_debugregs));
         Assert.Equal(2352, sizeof(kvm_run));
+        Assert.Equal(520, sizeof(kvm_irqchip));
+        Assert.Equal(24, sizeof(kvm_pit_channel_state));
+        Assert.Equal(112, sizeof(kvm_pit_state2));
+        Assert.Equal(48, sizeof(kvm_clock_data));
     }
 
     [Fact]
@@ -141,5 +145,25 @@ public unsafe class InteropLayoutTests
         Assert.Equal(0x8188AEA6u, KvmIoctls.KVM_GET_XCRS);
         Assert.Equal(0x4188AEA7u, KvmIoctls.KVM_SET_XCRS);
         Assert.Equal(0xAEADu, KvmIoctls.KVM_KVMCLOCK_CTRL);
+        Assert.Equal(0xC208AE62u, KvmIoctls.KVM_GET_IRQCHIP);
+        Assert.Equal(0x8208AE63u, KvmIoctls.KVM_SET_IRQCHIP);
+        Assert.Equal(0x4030AE7Bu, KvmIoctls.KVM_SET_CLOCK);
+        Assert.Equal(0x8030AE7Cu, KvmIoctls.KVM_GET_CLOCK);
+        Assert.Equal(0x8070AE9Fu, KvmIoctls.KVM_GET_PIT2);
+        Assert.Equal(0x4070AEA0u, KvmIoctls.KVM_SET_PIT2);
+        Assert.Equal(0xAEA2u, KvmIoctls.KVM_SET_TSC_KHZ);
+        Assert.Equal(0xAEA3u, KvmIoctls.KVM_GET_TSC_KHZ);
+        Assert.Equal(0x9000AECFu, KvmIoctls.KVM_GET_XSAVE2);
+    }
+
+    [Fact]
+    public void PitChannelStateOffsets_MatchKernelHeaders()
+    {
+        kvm_pit_channel_state c = default;
+        byte* b = (byte*)&c;
+        Assert.Equal(4, (byte*)&c.latched_count - b);
+        Assert.Equal(12, (byte*)&c.rw_mode - b);
+        Assert.Equal(13, (byte*)&c.mode - b);
+        Assert.Equal(16, (byte*)&c.count_load_time - b);
     }
 }

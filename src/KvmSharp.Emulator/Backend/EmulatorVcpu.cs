@@ -11,7 +11,7 @@ namespace KvmSharp.Emulator.Backend;
 /// code on the calling thread, delivers interrupts from the emulated local APIC between instructions, waits in HLT
 /// until a timer or device interrupt (or a kick), and returns for the same reasons a KVM vCPU does.
 /// </summary>
-public sealed class EmulatorVcpu : IVcpu
+public sealed partial class EmulatorVcpu : IVcpu
 {
     /// <summary>Instructions run between checks for kicks, stops and timers.</summary>
     public const int BatchSize = 2048;

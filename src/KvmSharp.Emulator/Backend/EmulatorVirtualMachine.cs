@@ -3,6 +3,7 @@ using KvmSharp.Devices.InterruptControllers;
 using KvmSharp.Devices.Interrupts;
 using KvmSharp.Emulator.Cpu;
 using KvmSharp.Hypervisor;
+using KvmSharp.Hypervisor.Snapshots;
 using KvmSharp.Memory;
 
 namespace KvmSharp.Emulator.Backend;
@@ -85,7 +86,7 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
         var memory = _memory ?? throw new InvalidOperationException("Map guest memory before creating vCPUs.");
         ArgumentOutOfRangeException.ThrowIfNegative(index);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, _cpuCount);
-        var platform = new EmulatorPlatform();
+        var platform = new EmulatorPlatform(_time);
         var apic = new LocalApic(ApicBus, (byte)index, index == 0, _time, platform.ReadTsc, EmulatorPlatform.TscFrequency, ApicTimerFrequency, physicalAddressBits: 46);
         apic.ConfigureVirtualWire();
         var fabric = new LocalFabric(apic, index == 0 ? Pit : null);
@@ -100,9 +101,83 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
         return vcpu;
     }
 
+    /// <summary>
+    /// Captures the interrupt fabric: the 8259 pair, the IOAPIC, the PIT and each vCPU's local APIC (in vCPU order;
+    /// the router and the APIC bus hold no state of their own). Call it with the vCPUs paused.
+    /// </summary>
+    public EmulatorPlatformState SaveState()
+    {
+        LocalApicState[] apics;
+        lock (_vcpus)
+        {
+            apics = new LocalApicState[_vcpus.Count];
+            for (int i = 0; i < apics.Length; i++)
+            {
+                apics[i] = ApicOf(_vcpus[i]).Save();
+            }
+        }
+
+        return new EmulatorPlatformState(Pic.Save(), IoApic.Save(), Pit.Save(), apics);
+    }
+
+    /// <summary>
+    /// Loads a state from <see cref="SaveState"/> into this machine, which has the same vCPUs created (their own state
+    /// is restored with <see cref="EmulatorVcpu.RestoreState"/>). Timers go on from where they were when saved.
+    /// Throws <see cref="SnapshotStateException"/>, leaving the fabric as it was, for a state that does not fit.
+    /// </summary>
+    public void RestoreState(EmulatorPlatformState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Pic?.Master is null || state.Pic.Slave is null || state.IoApic is null || state.Pit is null || state.LocalApics is null)
+        {
+            throw new SnapshotStateException("The snapshot's interrupt controller state is incomplete: the PIC, IOAPIC, PIT or local APIC state is missing.");
+        }
+
+        if (state.LocalApics.Length != _vcpus.Count)
+        {
+            throw new SnapshotStateException($"The snapshot holds {state.LocalApics.Length} local APICs but this machine has {_vcpus.Count} vCPUs. Restore it with the vCPU count it was saved with.");
+        }
+
+        if (Array.IndexOf(state.LocalApics, null) >= 0 || state.Pit.Channels is null || Array.IndexOf(state.Pit.Channels, null) >= 0)
+        {
+            throw new SnapshotStateException("The snapshot's interrupt controller state is incomplete: a local APIC or PIT counter is missing.");
+        }
+
+        var before = SaveState();
+        try
+        {
+            Apply(state);
+        }
+        catch (ArgumentException e)
+        {
+            Apply(before);
+            throw new SnapshotStateException($"The snapshot's interrupt controller state cannot be restored: {e.Message}");
+        }
+    }
+
     public void Dispose()
     {
     }
+
+    // The order keeps the restored pins' edges from being seen again: the IOAPIC and the LAPICs first, then the PIC
+    // (whose output the LAPICs' LINT0 follows), then the PIT, which drives IRQ0 to the level the PIC and IOAPIC already hold.
+    private void Apply(EmulatorPlatformState state)
+    {
+        IoApic.Restore(state.IoApic);
+        lock (_vcpus)
+        {
+            for (int i = 0; i < state.LocalApics.Length; i++)
+            {
+                ApicOf(_vcpus[i]).Restore(state.LocalApics[i]);
+            }
+        }
+
+        Pic.Restore(state.Pic);
+        Pit.Restore(state.Pit);
+    }
+
+    private static LocalApic ApicOf(EmulatorVcpu vcpu) =>
+        vcpu.LocalApic ?? throw new InvalidOperationException($"vCPU {vcpu.Index} has no local APIC.");
 
     /// <summary>One vCPU's view of the fabric: its local APIC, and the PIT's timer on the bootstrap processor.</summary>
     private sealed class LocalFabric(LocalApic apic, Pit8254? pit) : IEmulatedInterrupts, ILocalApicRegisters

@@ -54,6 +54,31 @@ public sealed partial class Interpreter
         }
     }
 
+    /// <summary>
+    /// Drops everything the CPU derived from guest memory and its own state (decoded instructions and blocks, the
+    /// current block, the fetch page, the TLB) and reloads paging from <see cref="State"/>: after a snapshot is
+    /// restored both may have changed under it.
+    /// </summary>
+    /// <exception cref="ArgumentException">The paging state is invalid (a PAE PDPTE with reserved bits).</exception>
+    internal void DiscardDerivedState()
+    {
+        Array.Clear(_decodeCache);
+        Array.Clear(_blocks);
+        _blockCount = 0;
+        _blockIndex = 0;
+        _fetchLinearPage = ulong.MaxValue;
+        for (int page = 0; page < _pageKind.Length; page++)
+        {
+            if (_pageKind[page] == PageHoldsCode)
+            {
+                _pageKind[page] = PageRam;
+                _pageGeneration[page]++;
+            }
+        }
+
+        ReloadPaging();
+    }
+
     /// <summary>The host address of guest-physical <paramref name="physical"/> when it is RAM (the page is whole RAM), else null.</summary>
     private unsafe byte* RamPointer(ulong physical)
     {

@@ -24,7 +24,7 @@ public sealed partial class Interpreter
     public bool InterruptsEnabled => (_state.RFlags & Flags.IF) != 0 && !_state.InterruptShadow;
 
     /// <summary>Set once a triple fault shut the CPU down; only INIT/reset revives it.</summary>
-    public bool IsShutdown { get; private set; }
+    public bool IsShutdown { get; internal set; }
 
     /// <summary>
     /// Delivers <paramref name="exception"/> (returned by <see cref="Step"/>) through the IDT. Faults during delivery

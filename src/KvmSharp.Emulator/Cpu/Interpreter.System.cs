@@ -13,13 +13,13 @@ namespace KvmSharp.Emulator.Cpu;
 /// </summary>
 public sealed partial class Interpreter
 {
-    private const ulong Cr4Supported = (1UL << 2) | PagingState.Cr4Pse | X86SystemRegisters.Cr4Pae | X86SystemRegisters.Cr4Pge
+    internal const ulong Cr4Supported = (1UL << 2) | PagingState.Cr4Pse | X86SystemRegisters.Cr4Pae | X86SystemRegisters.Cr4Pge
         | (1UL << 8) | X86SystemRegisters.Cr4Osfxsr | X86SystemRegisters.Cr4Osxmmexcpt;
 
     private const ulong Cr0Am = 1UL << 18;
     private const ulong Cr4Tsd = 1UL << 2;
 
-    private const ulong EferSupported = X86SystemRegisters.EferSce | X86SystemRegisters.EferLme | X86SystemRegisters.EferLma | X86SystemRegisters.EferNxe;
+    internal const ulong EferSupported = X86SystemRegisters.EferSce | X86SystemRegisters.EferLme | X86SystemRegisters.EferLma | X86SystemRegisters.EferNxe;
 
     // The flags POPF/IRET may load at all: status flags, TF, IF, DF, IOPL, NT, RF, AC, VIF, VIP, ID.
     private const ulong LoadableFlags = Flags.Arithmetic | Flags.TF | Flags.IF | Flags.DF | Flags.Iopl | Flags.NT

@@ -57,6 +57,27 @@ internal static class KvmConstants
 
     public const uint KVM_PIT_SPEAKER_DUMMY = 1;
 
+    // kvm_vcpu_events.flags.
+    public const uint KVM_VCPUEVENT_VALID_NMI_PENDING = 0x1;
+    public const uint KVM_VCPUEVENT_VALID_SIPI_VECTOR = 0x2;
+    public const uint KVM_VCPUEVENT_VALID_SHADOW = 0x4;
+    public const uint KVM_VCPUEVENT_VALID_SMM = 0x8;
+    public const uint KVM_VCPUEVENT_VALID_PAYLOAD = 0x10;
+    public const uint KVM_VCPUEVENT_VALID_TRIPLE_FAULT = 0x20;
+
+    // MSRs saved beyond KVM_GET_MSR_INDEX_LIST (arch/x86/include/asm/msr-index.h, arch/x86/include/uapi/asm/kvm_para.h).
+    public const uint MSR_IA32_TSC = 0x10;
+    public const uint MSR_IA32_TSCDEADLINE = 0x6e0;
+    public const uint MSR_KVM_WALL_CLOCK = 0x11;
+    public const uint MSR_KVM_SYSTEM_TIME = 0x12;
+    public const uint MSR_KVM_WALL_CLOCK_NEW = 0x4b56_4d00;
+    public const uint MSR_KVM_SYSTEM_TIME_NEW = 0x4b56_4d01;
+    public const uint MSR_KVM_ASYNC_PF_EN = 0x4b56_4d02;
+    public const uint MSR_KVM_STEAL_TIME = 0x4b56_4d03;
+    public const uint MSR_KVM_PV_EOI_EN = 0x4b56_4d04;
+    public const uint MSR_KVM_POLL_CONTROL = 0x4b56_4d05;
+    public const uint MSR_KVM_ASYNC_PF_INT = 0x4b56_4d06;
+
     public const ulong KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE = 1UL << 0;
 
     // MP states.

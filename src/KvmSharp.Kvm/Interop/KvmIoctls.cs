@@ -25,9 +25,15 @@ internal static unsafe class KvmIoctls
     public static readonly uint KVM_SET_IDENTITY_MAP_ADDR = Ioctl.IOW(KVMIO, 0x48, sizeof(ulong));
     public static readonly uint KVM_CREATE_IRQCHIP = Ioctl.IO(KVMIO, 0x60);
     public static readonly uint KVM_IRQ_LINE = Ioctl.IOW(KVMIO, 0x61, sizeof(kvm_irq_level));
+    public static readonly uint KVM_GET_IRQCHIP = Ioctl.IOWR(KVMIO, 0x62, sizeof(kvm_irqchip));
+    public static readonly uint KVM_SET_IRQCHIP = Ioctl.IOR(KVMIO, 0x63, sizeof(kvm_irqchip)); // _IOR in the kernel too
     public static readonly uint KVM_SET_GSI_ROUTING = Ioctl.IOW(KVMIO, 0x6a, sizeof(kvm_irq_routing));
     public static readonly uint KVM_IRQFD = Ioctl.IOW(KVMIO, 0x76, sizeof(kvm_irqfd));
     public static readonly uint KVM_CREATE_PIT2 = Ioctl.IOW(KVMIO, 0x77, sizeof(kvm_pit_config));
+    public static readonly uint KVM_SET_CLOCK = Ioctl.IOW(KVMIO, 0x7b, sizeof(kvm_clock_data));
+    public static readonly uint KVM_GET_CLOCK = Ioctl.IOR(KVMIO, 0x7c, sizeof(kvm_clock_data));
+    public static readonly uint KVM_GET_PIT2 = Ioctl.IOR(KVMIO, 0x9f, sizeof(kvm_pit_state2));
+    public static readonly uint KVM_SET_PIT2 = Ioctl.IOW(KVMIO, 0xa0, sizeof(kvm_pit_state2));
     public static readonly uint KVM_IOEVENTFD = Ioctl.IOW(KVMIO, 0x79, sizeof(kvm_ioeventfd));
     public static readonly uint KVM_ENABLE_CAP = Ioctl.IOW(KVMIO, 0xa3, sizeof(kvm_enable_cap));
     public static readonly uint KVM_SIGNAL_MSI = Ioctl.IOW(KVMIO, 0xa5, sizeof(kvm_msi));
@@ -61,5 +67,8 @@ internal static unsafe class KvmIoctls
     public static readonly uint KVM_SET_XSAVE = Ioctl.IOW(KVMIO, 0xa5, sizeof(kvm_xsave));
     public static readonly uint KVM_GET_XCRS = Ioctl.IOR(KVMIO, 0xa6, sizeof(kvm_xcrs));
     public static readonly uint KVM_SET_XCRS = Ioctl.IOW(KVMIO, 0xa7, sizeof(kvm_xcrs));
+    public static readonly uint KVM_SET_TSC_KHZ = Ioctl.IO(KVMIO, 0xa2);
+    public static readonly uint KVM_GET_TSC_KHZ = Ioctl.IO(KVMIO, 0xa3);
     public static readonly uint KVM_KVMCLOCK_CTRL = Ioctl.IO(KVMIO, 0xad);
+    public static readonly uint KVM_GET_XSAVE2 = Ioctl.IOR(KVMIO, 0xcf, sizeof(kvm_xsave));
 }

@@ -216,3 +216,48 @@ internal unsafe struct kvm_debugregs
     public ulong flags;
     public fixed ulong reserved[9];
 }
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct kvm_irqchip
+{
+    public uint chip_id;
+    public uint pad;
+    public fixed byte chip[512]; // union of char dummy[512], kvm_pic_state, kvm_ioapic_state
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct kvm_pit_channel_state
+{
+    public uint count;
+    public ushort latched_count;
+    public byte count_latched;
+    public byte status_latched;
+    public byte status;
+    public byte read_state;
+    public byte write_state;
+    public byte write_latch;
+    public byte rw_mode;
+    public byte mode;
+    public byte bcd;
+    public byte gate;
+    public long count_load_time;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct kvm_pit_state2
+{
+    public fixed byte channels[3 * 24]; // 3 x kvm_pit_channel_state
+    public uint flags;
+    public fixed uint reserved[9];
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct kvm_clock_data
+{
+    public ulong clock;
+    public uint flags;
+    public uint pad0;
+    public ulong realtime;
+    public ulong host_tsc;
+    public fixed uint pad[4];
+}
