@@ -163,11 +163,24 @@ internal static class ApiEndpoints
 
     private static string RouteId(HttpContext context, string name) => context.Request.RouteValues[name] as string ?? "";
 
-    private static IResult Ok<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) => Results.Json(value, type, Json, 200);
+    private static IResult Ok<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
+        new JsonBytesResult(JsonSerializer.SerializeToUtf8Bytes(value, type), StatusCodes.Status200OK);
 
     private static IResult Fail(VmmController vmm, HttpContext context, ApiFaultException fault)
     {
         vmm.Log.Error(Origin, $"{context.Request.Method} {context.Request.Path}: {fault.Message}");
-        return Results.Json(new Fault(fault.Message), ApiJsonContext.Default.Fault, Json, fault.StatusCode);
+        return new JsonBytesResult(JsonSerializer.SerializeToUtf8Bytes(new Fault(fault.Message), ApiJsonContext.Default.Fault), fault.StatusCode);
+    }
+
+    /// <summary>A JSON body with a Content-Length (as Firecracker's micro-http sends), not chunked.</summary>
+    private sealed class JsonBytesResult(byte[] body, int statusCode) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = statusCode;
+            httpContext.Response.ContentType = Json;
+            httpContext.Response.ContentLength = body.Length;
+            return httpContext.Response.Body.WriteAsync(body).AsTask();
+        }
     }
 }

@@ -85,7 +85,7 @@ internal sealed class ApiLog : IDisposable
 
             var now = DateTime.UtcNow;
             string stamp = now.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff", CultureInfo.InvariantCulture) + "00";
-            string tag = _instanceId + ":" + (Thread.CurrentThread.Name ?? "fc_api");
+            string tag = _instanceId + ":fc_api";
             if (_config.ShowLevel)
             {
                 tag += ":" + LevelName(level);

@@ -156,7 +156,7 @@ public sealed class ApiServer : IAsyncDisposable
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = options.MaxPayloadBytes;
-            kestrel.ListenUnixSocket(socketPath);
+            kestrel.ListenUnixSocket(socketPath, listen => listen.Use(PercentEncodedHostFilter.Wrap));
         });
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
         ApiEndpoints.AddOpenApiDocument(builder.Services);
