@@ -325,6 +325,66 @@ public sealed class SplitVirtQueue
 
     public SplitVirtQueueState Save() => new(_nextAvail, _nextUsed, _signalledUsed, _broken);
 
+    /// <summary>
+    /// The state with the last <paramref name="heldHeads"/>.Length chains popped but not used given back to the
+    /// driver's view (QEMU's virtqueue_rewind): next_avail moves back over them, so a queue restored from the state pops
+    /// them again. Null unless the available ring's slots just before next_avail still name exactly those heads in
+    /// order (a chain returned used among them, as a malformed one is, would otherwise be popped and used twice).
+    /// </summary>
+    public SplitVirtQueueState? SaveRewound(ReadOnlySpan<ushort> heldHeads)
+    {
+        if (_broken || heldHeads.IsEmpty)
+        {
+            return Save();
+        }
+
+        if (heldHeads.Length > _size)
+        {
+            return null;
+        }
+
+        ushort start = (ushort)(_nextAvail - heldHeads.Length);
+        for (int i = 0; i < heldHeads.Length; i++)
+        {
+            ulong slot = _availableRing + RingHeaderSize + (2UL * (uint)((ushort)(start + i) & (_size - 1)));
+            if (!TryReadUInt16(slot, out ushort head) || head != heldHeads[i])
+            {
+                return null;
+            }
+        }
+
+        return new SplitVirtQueueState(start, _nextUsed, _signalledUsed, _broken);
+    }
+
+    /// <summary>
+    /// Why <paramref name="state"/> cannot be restored into this queue (one line naming the values), or null when it can:
+    /// more chains in flight (popped, not used) than the queue has entries, or next_avail more than a ring behind the
+    /// available index the driver wrote (read from guest RAM, which is restored first).
+    /// </summary>
+    public string? CheckRestore(SplitVirtQueueState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ushort inFlight = (ushort)(state.NextAvailIndex - state.NextUsedIndex);
+        if (inFlight > _size)
+        {
+            return $"next_avail_index {state.NextAvailIndex} is {inFlight} chains ahead of next_used_index {state.NextUsedIndex}, more than the queue size {_size}";
+        }
+
+        if (_broken || state.Broken)
+        {
+            return null; // a stopped queue reads nothing more
+        }
+
+        ushort available = ReadAvailableIndex();
+        ushort pending = (ushort)(available - state.NextAvailIndex);
+        if (pending > _size)
+        {
+            return $"next_avail_index {state.NextAvailIndex} is not within the queue size {_size} of the driver's avail.idx {available}";
+        }
+
+        return null;
+    }
+
     /// <summary>Restores indices saved by <see cref="Save"/> on a queue built from the same layout and features.</summary>
     public void Restore(SplitVirtQueueState state)
     {

@@ -772,7 +772,7 @@ public sealed class VirtioNetDirectReceiveTests : IDisposable
     }
 
     /// <summary>Frames handed over one per read, like a TAP: readable (an eventfd) while any wait.</summary>
-    private sealed class FrameQueueBackend : INetworkBackend
+    internal sealed class FrameQueueBackend : INetworkBackend
     {
         private readonly Queue<byte[]> _frames = new();
         private readonly EventFd _ready = new();

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using KvmSharp.Devices.EventLoop;
+using KvmSharp.Hypervisor.Snapshots;
 using KvmSharp.Memory;
 using KvmSharp.Native;
 
@@ -150,6 +151,7 @@ public sealed class VirtioNet : IVirtioDevice
     private uint _backendEvents;
     private bool _receiveStalled;
     private bool _backendHungUp;
+    private bool _signalLinkOnKick;
 
     /// <param name="memory">Guest RAM the buffers point into.</param>
     /// <param name="backend">The host side (owned: disposed with the device).</param>
@@ -280,7 +282,86 @@ public sealed class VirtioNet : IVirtioDevice
             ClearReceiveState();
             ClearPool();
             _txBlocked = false;
+            _signalLinkOnKick = false;
             SetBackendEvents(0);
+        }
+    }
+
+    /// <summary>
+    /// The device's state; call with the device quiescent (its event loop paused, the vCPUs parked). Chains the device
+    /// holds without having used them (pooled or partly filled receive buffers, a transmit frame the backend refused for
+    /// now) are given back in the saved indices, so nothing the guest posted is lost: the device itself keeps them and
+    /// carries on as before. Only when the guest's ring no longer shows them in order (a malformed chain among them was
+    /// returned at once) are they returned used now, empty, and counted as a dropped frame, as the saved indices could
+    /// not give them back exactly.
+    /// </summary>
+    public VirtioNetState Save()
+    {
+        lock (_lock)
+        {
+            return new VirtioNetState(
+                _mac.ToArray(),
+                _negotiated,
+                _guestOffloads,
+                _linkUp,
+                SaveReceiveQueue(),
+                SaveTransmitQueue(),
+                _control?.Save());
+        }
+    }
+
+    /// <summary>
+    /// Restores a state from <see cref="Save"/> into a device the transport has just activated with the saved features
+    /// and layouts (and before its event loop runs). Everything is checked before anything changes; a state this device
+    /// cannot take throws <see cref="SnapshotStateException"/>. The backend is this process's,
+    /// so the link comes back up; if it was down, the driver gets a configuration interrupt when the loop first runs.
+    /// </summary>
+    public void Restore(VirtioNetState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        lock (_lock)
+        {
+            if (state.Mac is null || !state.Mac.AsSpan().SequenceEqual(_mac))
+            {
+                throw new SnapshotStateException(
+                    $"The snapshot's network adapter has MAC {FormatMac(state.Mac)}; this machine's has {FormatMac(_mac)}. Restore with the same --net options.");
+            }
+
+            if (state.NegotiatedFeatures != _negotiated)
+            {
+                throw new SnapshotStateException(
+                    $"The snapshot's network adapter negotiated features 0x{state.NegotiatedFeatures:x}, but its transport activates it with 0x{_negotiated:x}.");
+            }
+
+            ulong allowed = _negotiated & GuestOffloadFeatures;
+            if ((state.GuestOffloads & ~allowed) != 0)
+            {
+                throw new SnapshotStateException(
+                    $"The snapshot's network adapter has receive offloads 0x{state.GuestOffloads:x}, outside the negotiated 0x{allowed:x}.");
+            }
+
+            CheckQueue("receive", _receive, state.ReceiveQueue);
+            CheckQueue("transmit", _transmit, state.TransmitQueue);
+            CheckQueue("control", _control, state.ControlQueue);
+
+            if (state.ReceiveQueue is { } receive)
+            {
+                _receive!.Restore(receive);
+            }
+
+            if (state.TransmitQueue is { } transmit)
+            {
+                _transmit!.Restore(transmit);
+            }
+
+            if (state.ControlQueue is { } control)
+            {
+                _control!.Restore(control);
+            }
+
+            _guestOffloads = state.GuestOffloads;
+            _backend.SetGuestOffloads(TunOffloads(_guestOffloads));
+            _signalLinkOnKick = !state.LinkUp && _linkUp && (_negotiated & FeatureStatus) != 0;
         }
     }
 
@@ -319,6 +400,72 @@ public sealed class VirtioNet : IVirtioDevice
         return flags;
     }
 
+    private static void CheckQueue(string name, SplitVirtQueue? queue, SplitVirtQueueState? saved)
+    {
+        if ((queue is null) != (saved is null))
+        {
+            throw new SnapshotStateException(
+                $"The snapshot's network adapter {(saved is null ? "had no" : "had a")} {name} queue, but its transport {(queue is null ? "enables none" : "enables one")}.");
+        }
+
+        if (queue is not null && queue.CheckRestore(saved!) is { } problem)
+        {
+            throw new SnapshotStateException($"The snapshot's network adapter {name} queue cannot be restored: {problem}.");
+        }
+    }
+
+    private static string FormatMac(byte[]? mac) => mac is null ? "(none)" : Convert.ToHexString(mac);
+
+    /// <summary>Under the lock: the receive queue's state with held chains given back (see <see cref="Save"/>).</summary>
+    private SplitVirtQueueState? SaveReceiveQueue()
+    {
+        if (_receive is not { } receive)
+        {
+            return null;
+        }
+
+        // A device uses the pool (direct receive) or the frame being copied, never both.
+        ReadOnlySpan<ushort> held = _poolCount > 0 ? _poolHeads.AsSpan(0, _poolCount) : _rxHeads.AsSpan(0, _rxHeld);
+        if (receive.SaveRewound(held) is { } rewound)
+        {
+            return rewound;
+        }
+
+        _counters.RxDrop();
+        var lengths = _rxLengths.AsSpan(0, held.Length);
+        lengths.Clear();
+        receive.AddUsedBatch(held, lengths);
+        ClearReceiveState();
+        ClearPool();
+        receive.NotifyIfNeeded();
+        return receive.Save();
+    }
+
+    /// <summary>Under the lock: the transmit queue's state with a frame waiting for the backend given back.</summary>
+    private SplitVirtQueueState? SaveTransmitQueue()
+    {
+        if (_transmit is not { } transmit)
+        {
+            return null;
+        }
+
+        if (!_txBlocked)
+        {
+            return transmit.Save();
+        }
+
+        ReadOnlySpan<ushort> held = [_txBlockedHead];
+        if (transmit.SaveRewound(held) is { } rewound)
+        {
+            return rewound;
+        }
+
+        _txBlocked = false;
+        Drop(transmit, _txBlockedHead);
+        transmit.NotifyIfNeeded();
+        return transmit.Save();
+    }
+
     private SplitVirtQueue? MakeQueue(ReadOnlySpan<VirtQueueLayout> queues, int index, IVirtioInterrupt interrupt) =>
         queues[index].Enabled ? new SplitVirtQueue(_memory, queues[index], _negotiated, index, interrupt, _queueCounters) : null;
 
@@ -334,6 +481,12 @@ public sealed class VirtioNet : IVirtioDevice
             {
                 SetBackendEvents(0);
                 return;
+            }
+
+            if (_signalLinkOnKick)
+            {
+                _signalLinkOnKick = false;
+                _interrupt.SignalConfigChange();
             }
 
             if ((kicks & (1 << ControlQueue)) != 0)
