@@ -17,12 +17,25 @@ public sealed class SnapshotGuestTests
     private static readonly TimeSpan BootTimeout = TestTime.Scaled(TimeSpan.FromMinutes(10));
 
     /// <summary>
-    /// Fields that move between a save and the next save of the same paused machine: the host clock runs while a machine
-    /// is paused and between two processes (docs/snapshots.md). Keyed by section id prefix.
+    /// Fields that move between a save and the next save of the same paused machine, because the host clock runs on
+    /// while a machine is paused and between two processes (docs/snapshots.md): they are removed before the sections
+    /// are compared. Keyed by section id prefix; a dotted path reaches into objects and arrays of objects.
     /// </summary>
     private static readonly Dictionary<string, string[]> MovingFields = new()
     {
+        // Software CPU: the TSC counts on from its saved value; the LAPIC timer's "started ticks ago" and "deadline due
+        // in", and the PIT's clock (its counters' clocks are shifted onto the restoring PIT's time line by the same amount).
+        ["vcpu"] = ["tsc"],
+        ["platform"] = ["local_apics.timer_started_ticks_ago", "local_apics.deadline_due_in_ticks", "pit.clock", "pit.channels.load_clock", "pit.channels.reload_clock"],
+        // KVM: kvmclock counts on from its saved value; the in-kernel PIT's state holds host ktime (count_load_time).
+        ["kvm-vm"] = ["clock", "pit"],
     };
+
+    /// <summary>MSRs whose value is the time: IA32_TSC and Hyper-V's reference counter (read-only, KVM ignores a host write).</summary>
+    private static readonly uint[] TimeMsrs = [0x10, 0x4000_0020];
+
+    /// <summary>CMOS bytes that hold the time of day (seconds, minutes, hours, weekday, day, month, year, century).</summary>
+    private static readonly int[] RtcTimeBytes = [0x00, 0x02, 0x04, 0x06, 0x07, 0x08, 0x09, 0x32];
 
     [Theory]
     [InlineData("kvm", Traits = [KvmTests.Trait, KvmTests.Kvm])]
@@ -63,7 +76,7 @@ public sealed class SnapshotGuestTests
                 source.Run("dd if=/dev/urandom of=/dev/vda bs=4096 seek=2 count=16 conv=fsync 2>/dev/null");
                 diskHash = source.Run("dd if=/dev/vda bs=65536 count=16 2>/dev/null | sha256sum | cut -d' ' -f1");
                 Assert.Matches("^[0-9a-f]{64}$", diskHash);
-                source.Run("(i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 1; done) &");
+                source.Run("(i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 1; done) & true");
                 Thread.Sleep(2500);
                 counterAtSnapshot = long.Parse(source.Run("cat /tmp/counter"), System.Globalization.CultureInfo.InvariantCulture);
                 Assert.InRange(counterAtSnapshot, 1, 100);
@@ -119,6 +132,8 @@ public sealed class SnapshotGuestTests
             string id = first[i].Id;
             var a = JsonNode.Parse(first[i].Payload.Span)!;
             var b = JsonNode.Parse(second[i].Payload.Span)!;
+            Normalize(id, a);
+            Normalize(id, b);
             foreach (var (prefix, fields) in MovingFields)
             {
                 if (id.StartsWith(prefix, StringComparison.Ordinal))
@@ -135,30 +150,56 @@ public sealed class SnapshotGuestTests
         }
     }
 
-    /// <summary>Removes a dotted property path (<c>lapic.timer_started_ticks_ago</c>) where it exists.</summary>
-    private static void Remove(JsonNode node, string path)
+    /// <summary>Clears the time-of-day bytes of the CMOS and drops the time MSRs of a KVM vCPU.</summary>
+    private static void Normalize(string id, JsonNode node)
     {
-        string[] parts = path.Split('.');
-        for (int i = 0; i < parts.Length - 1; i++)
+        if (id == "rtc" && node["data"] is JsonValue data)
         {
-            if (node[parts[i]] is not { } child)
+            byte[] bytes = Convert.FromBase64String(data.GetValue<string>());
+            foreach (int i in RtcTimeBytes)
             {
-                return;
+                bytes[i] = 0;
             }
 
-            node = child;
+            node["data"] = Convert.ToBase64String(bytes);
         }
 
-        if (node is JsonObject obj)
+        if (id.StartsWith("vcpu", StringComparison.Ordinal) && node["msrs"] is JsonArray msrs)
         {
-            obj.Remove(parts[^1]);
+            foreach (var msr in msrs.Where(m => TimeMsrs.Contains(m!["index"]!.GetValue<uint>())).ToList())
+            {
+                msrs.Remove(msr);
+            }
         }
-        else if (node is JsonArray array)
+    }
+
+    /// <summary>Removes a dotted property path (<c>local_apics.timer_started_ticks_ago</c>) where it exists; arrays of objects on the way are walked.</summary>
+    private static void Remove(JsonNode? node, string path)
+    {
+        int dot = path.IndexOf('.', StringComparison.Ordinal);
+        string head = dot < 0 ? path : path[..dot];
+        if (node is JsonArray array)
         {
             foreach (var item in array)
             {
-                (item as JsonObject)?.Remove(parts[^1]);
+                Remove(item, path);
             }
+
+            return;
+        }
+
+        if (node is not JsonObject obj)
+        {
+            return;
+        }
+
+        if (dot < 0)
+        {
+            obj.Remove(head);
+        }
+        else
+        {
+            Remove(obj[head], path[(dot + 1)..]);
         }
     }
 }

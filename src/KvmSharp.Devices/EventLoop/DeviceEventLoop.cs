@@ -24,11 +24,14 @@ public interface IEventHandler
 public sealed class DeviceEventLoop : IDisposable
 {
     private const ulong StopToken = ulong.MaxValue;
+    private const ulong WakeToken = ulong.MaxValue - 1;
 
     private readonly string _threadName;
     private readonly Action<Exception> _onFailure;
     private readonly Epoll _epoll = new();
     private readonly EventFd _stop = new();
+    private readonly EventFd _wake = new();
+    private readonly WorkerPause _pause = new();
     private readonly List<(FileDescriptor Fd, IEventHandler Handler)> _registrations = [];
     private readonly HashSet<int> _removed = [];
     private readonly EpollEvent[] _ready = new EpollEvent[32];
@@ -46,6 +49,7 @@ public sealed class DeviceEventLoop : IDisposable
         _threadName = threadName;
         _onFailure = onFailure;
         _epoll.Add(_stop.Descriptor, Epoll.Readable, StopToken);
+        _epoll.Add(_wake.Descriptor, Epoll.Readable, WakeToken);
     }
 
     /// <summary>Handler calls made.</summary>
@@ -53,6 +57,28 @@ public sealed class DeviceEventLoop : IDisposable
 
     /// <summary>Whether the loop thread is running.</summary>
     public bool IsRunning => _thread is not null && !_stopping;
+
+    /// <summary>Whether the loop is paused (between <see cref="Pause"/> and <see cref="Resume"/>).</summary>
+    public bool IsPaused => _pause.Requested;
+
+    /// <summary>
+    /// Stops calling handlers and returns once none is running (the one in progress finishes first): while paused,
+    /// ready descriptors stay ready (level-triggered; an eventfd keeps its count), so <see cref="Resume"/> handles
+    /// them. Call from any thread but the loop's. A loop that was not started just stops dispatching in
+    /// <see cref="RunOnce"/>.
+    /// </summary>
+    public void Pause()
+    {
+        if (Thread.CurrentThread == _thread)
+        {
+            throw new InvalidOperationException("The event loop cannot pause itself from one of its handlers.");
+        }
+
+        _pause.Pause(_thread is not null, () => _wake.Signal());
+    }
+
+    /// <summary>Lets the loop call handlers again; what became ready while paused is handled next.</summary>
+    public void Resume() => _pause.Resume();
 
     /// <summary>Registers <paramref name="fd"/> for <paramref name="events"/> (0: registered but not waited on); returns its token for <see cref="Modify"/>.</summary>
     public int Register(FileDescriptor fd, uint events, IEventHandler handler)
@@ -129,13 +155,14 @@ public sealed class DeviceEventLoop : IDisposable
             throw new InvalidOperationException("The event loop runs on its own thread; RunOnce is for a loop that was not started.");
         }
 
-        return Dispatch(timeoutMs);
+        return _pause.Requested ? 0 : Dispatch(timeoutMs);
     }
 
     /// <summary>Stops and joins the loop thread. Call after the vCPUs stopped, before the devices are closed (their later Modify calls are ignored).</summary>
     public void Dispose()
     {
         _stopping = true;
+        _pause.End();
         if (_thread is { } thread)
         {
             _stop.Signal();
@@ -150,6 +177,7 @@ public sealed class DeviceEventLoop : IDisposable
         }
 
         _stop.Dispose();
+        _wake.Dispose();
     }
 
     private void Run()
@@ -158,13 +186,21 @@ public sealed class DeviceEventLoop : IDisposable
         {
             while (!_stopping)
             {
-                Dispatch(-1);
+                if (!_pause.ParkIfRequested())
+                {
+                    Dispatch(-1);
+                }
             }
         }
         catch (Exception e)
         {
             _stopping = true;
+            _pause.End();
             _onFailure(e);
+        }
+        finally
+        {
+            _pause.End();
         }
     }
 
@@ -172,11 +208,17 @@ public sealed class DeviceEventLoop : IDisposable
     {
         int n = _epoll.Wait(_ready, timeoutMs);
         int handled = 0;
-        for (int i = 0; i < n && !_stopping; i++)
+        for (int i = 0; i < n && !_stopping && !_pause.Requested; i++)
         {
             var ready = _ready[i];
             if (ready.Token == StopToken)
             {
+                continue;
+            }
+
+            if (ready.Token == WakeToken)
+            {
+                _wake.Consume();
                 continue;
             }
 

@@ -108,6 +108,7 @@ public sealed class I8042
     private byte _outputPort = ResetOutputPort;
     private byte _outputBuffer;
     private byte _pendingCommand = NoPendingCommand;
+    private readonly Queue<byte> _pendingKeys = new();
     private long _resetRequests;
     private long _unknownCommands;
 
@@ -163,8 +164,39 @@ public sealed class I8042
         lock (_lock)
         {
             _status &= unchecked((byte)~(StatusOutputFull | StatusAuxOutputFull | StatusTimeout));
+            byte value = _outputBuffer;
             UpdateIrqs();
-            return _outputBuffer;
+            FeedKeyboard();
+            return value;
+        }
+    }
+
+    /// <summary>
+    /// Presses and releases Ctrl-Alt-Del on the keyboard, as Firecracker's SendCtrlAltDel: scan codes (set 1, as the
+    /// controller's translation gives them) Ctrl 0x1D, Alt 0x38, Del 0xE0 0x53, then the breaks 0xE0 0xD3, 0xB8, 0x9D,
+    /// queued behind the output buffer and delivered one at a time, each with IRQ 1, as the guest reads them. A guest
+    /// whose keyboard driver takes it reboots (the i8042 reset line or the ACPI reset ends the machine).
+    /// </summary>
+    public void SendCtrlAltDel()
+    {
+        lock (_lock)
+        {
+            foreach (byte b in (ReadOnlySpan<byte>)[0x1D, 0x38, 0xE0, 0x53, 0xE0, 0xD3, 0xB8, 0x9D])
+            {
+                _pendingKeys.Enqueue(b);
+            }
+
+            FeedKeyboard();
+        }
+    }
+
+    /// <summary>Moves the next queued key byte into an empty output buffer (under the lock).</summary>
+    private void FeedKeyboard()
+    {
+        if ((_status & StatusOutputFull) == 0 && _pendingKeys.TryDequeue(out byte key))
+        {
+            SetOutput(key, aux: false, timeout: false);
+            UpdateIrqs();
         }
     }
 
@@ -235,7 +267,7 @@ public sealed class I8042
     {
         lock (_lock)
         {
-            return new I8042State(_status, _commandByte, _outputPort, _outputBuffer, _pendingCommand);
+            return new I8042State(_status, _commandByte, _outputPort, _outputBuffer, _pendingCommand) { PendingKeys = _pendingKeys.Count == 0 ? [] : [.. _pendingKeys] };
         }
     }
 
@@ -249,6 +281,12 @@ public sealed class I8042
             _outputPort = state.OutputPort;
             _outputBuffer = state.OutputBuffer;
             _pendingCommand = state.PendingCommand;
+            _pendingKeys.Clear();
+            foreach (byte b in state.PendingKeys ?? [])
+            {
+                _pendingKeys.Enqueue(b);
+            }
+
             UpdateIrqs();
         }
     }

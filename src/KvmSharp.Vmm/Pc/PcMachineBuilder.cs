@@ -24,6 +24,7 @@ public static class PcMachineBuilder
     public const ushort SerialPort = Serial16550.DefaultPort;
     public const uint SerialGsi = Serial16550.DefaultIrq;
     public const ushort DebugExitPort = 0xF4;
+    public const uint KeyboardGsi = 1;
     public const ushort BootTimerPort = 0x3F0;
 
     /// <summary>
@@ -254,7 +255,7 @@ public static class PcMachineBuilder
         var serial = new Serial16550(consoleOutput, new GsiIrqLine(interrupts, SerialGsi));
         io.Ports.Register(SerialPort, Serial16550.RegisterCount, serial, "serial0 (16550A)");
 
-        var i8042 = new I8042(() => control.RequestExit(MachineExitReason.Reset));
+        var i8042 = new I8042(() => control.RequestExit(MachineExitReason.Reset), new GsiIrqLine(interrupts, KeyboardGsi));
         io.Ports.Register(I8042.DataPort, 1, i8042.Data, "i8042 data");
         io.Ports.Register(I8042.CommandPort, 1, i8042.Command, "i8042 status/command");
 

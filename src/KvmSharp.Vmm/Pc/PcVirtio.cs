@@ -6,6 +6,7 @@ using KvmSharp.Devices.Virtio;
 using KvmSharp.Devices.Virtio.Net;
 using KvmSharp.Devices.Virtio.Pci;
 using KvmSharp.Hypervisor;
+using KvmSharp.Hypervisor.Snapshots;
 using KvmSharp.Kvm;
 using KvmSharp.Memory;
 using KvmSharp.Vmm.Config;
@@ -161,6 +162,191 @@ public sealed class PcVirtio : IDisposable
             $"{q.Chains:N0} chains, {q.MalformedChains:N0} malformed, {q.RingErrors:N0} ring errors");
     }
 
+    /// <summary>
+    /// Stops the device threads between requests, for a pause or a snapshot (the vCPUs are parked first): the KVM
+    /// notification worker finishes the queue drain it is in (every block request it popped completes) and the network
+    /// loop the event it is handling; kicks and frames that arrive meanwhile wait in their eventfds and sockets. On the
+    /// software CPU notifications run on the (parked) vCPU threads. Devices that were not started yet simply do not
+    /// dispatch until <see cref="Unquiesce"/>.
+    /// </summary>
+    public void Quiesce()
+    {
+        _worker?.Pause();
+        _netLoop?.Pause();
+    }
+
+    /// <summary>Lets the device threads go on; what arrived while quiesced is handled first.</summary>
+    public void Unquiesce()
+    {
+        _netLoop?.Resume();
+        _worker?.Resume();
+    }
+
+    /// <summary>Section id of the <paramref name="index"/>-th transport's device: <c>virtio-blk0</c>, <c>virtio-net1</c>, ...</summary>
+    private string DeviceId(int index)
+    {
+        string kind = KindOf(_transports[index].Device);
+        int n = 0;
+        for (int i = 0; i < index; i++)
+        {
+            if (KindOf(_transports[i].Device) == kind)
+            {
+                n++;
+            }
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"virtio-{kind}{n}");
+    }
+
+    private static string KindOf(IVirtioDevice device) => device switch
+    {
+        VirtioBlock => "blk",
+        VirtioEntropy => "rng",
+        VirtioConsole => "console",
+        VirtioNet => "net",
+        _ => device.GetType().Name.ToLowerInvariant(),
+    };
+
+    /// <summary>
+    /// The state of the PCI bus and every virtio function, while quiesced: <c>pci</c> (host bridge and configuration
+    /// address port), then per device <c>virtio-KINDn.pci</c> (configuration space, MSI-X, transport registers, queue
+    /// layouts) and <c>virtio-KINDn</c> (the device and its ring positions).
+    /// </summary>
+    public IReadOnlyList<SnapshotSection> SaveState()
+    {
+        var sections = new List<SnapshotSection>
+        {
+            SnapshotStateJson.ToSection("pci", PcSnapshotVersions.Device, new PcPciState(Bus.HostBridge.Save(), Bus.ConfigIo.Save())),
+        };
+        for (int i = 0; i < _transports.Count; i++)
+        {
+            var t = _transports[i];
+            string id = DeviceId(i);
+            sections.Add(SnapshotStateJson.ToSection(id + ".pci", PcSnapshotVersions.Device, t.Save()));
+            sections.Add(t.Device switch
+            {
+                VirtioBlock b => SnapshotStateJson.ToSection(id, PcSnapshotVersions.Device, b.Save()),
+                VirtioEntropy e => SnapshotStateJson.ToSection(id, PcSnapshotVersions.Device, e.Save()),
+                VirtioConsole c => SnapshotStateJson.ToSection(id, PcSnapshotVersions.Device, c.Save()),
+                VirtioNet n => SnapshotStateJson.ToSection(id, PcSnapshotVersions.Device, n.Save()),
+                var other => throw new InvalidOperationException($"{other.GetType().Name} has no saved state."),
+            });
+        }
+
+        return sections;
+    }
+
+    /// <summary>
+    /// Restores <see cref="SaveState"/>'s sections into this bus, built for the same configuration and not started:
+    /// every record is read first (a missing or unreadable one changes nothing), then each transport (which activates
+    /// its device again with the saved layouts), then each device's ring positions.
+    /// </summary>
+    public void RestoreState(SnapshotSections sections)
+    {
+        ArgumentNullException.ThrowIfNull(sections);
+        var pci = sections.Get<PcPciState>("pci", PcSnapshotVersions.Device);
+        var transports = new VirtioPciTransportState[_transports.Count];
+        var devices = new object[_transports.Count];
+        for (int i = 0; i < _transports.Count; i++)
+        {
+            string id = DeviceId(i);
+            transports[i] = sections.Get<VirtioPciTransportState>(id + ".pci", PcSnapshotVersions.Device);
+            devices[i] = _transports[i].Device switch
+            {
+                VirtioBlock => sections.Get<VirtioBlockState>(id, PcSnapshotVersions.Device),
+                VirtioEntropy => sections.Get<VirtioEntropyState>(id, PcSnapshotVersions.Device),
+                VirtioConsole => sections.Get<VirtioConsoleState>(id, PcSnapshotVersions.Device),
+                VirtioNet => sections.Get<VirtioNetState>(id, PcSnapshotVersions.Device),
+                var other => throw new InvalidOperationException($"{other.GetType().Name} has no saved state."),
+            };
+        }
+
+        foreach (var section in sections.All)
+        {
+            if (section.Id.StartsWith("virtio-", StringComparison.Ordinal) && !IsOurs(section.Id))
+            {
+                throw new SnapshotStateException($"The snapshot has a device '{section.Id}' this machine does not: it was taken of a different machine.");
+            }
+        }
+
+        Bus.HostBridge.Restore(pci.HostBridge);
+        Bus.ConfigIo.Restore(pci.ConfigIo);
+        for (int i = 0; i < _transports.Count; i++)
+        {
+            _transports[i].Restore(transports[i]);
+            switch (_transports[i].Device, devices[i])
+            {
+                case (VirtioBlock b, VirtioBlockState state):
+                    b.Restore(state);
+                    break;
+                case (VirtioEntropy e, VirtioEntropyState state):
+                    e.Restore(state);
+                    break;
+                case (VirtioConsole c, VirtioConsoleState state):
+                    c.Restore(state);
+                    break;
+                case (VirtioNet n, VirtioNetState state):
+                    n.Restore(state);
+                    break;
+            }
+        }
+    }
+
+    private bool IsOurs(string sectionId)
+    {
+        for (int i = 0; i < _transports.Count; i++)
+        {
+            string id = DeviceId(i);
+            if (sectionId == id || sectionId == id + ".pci")
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Each device's counters (what <see cref="StatisticsLines"/> prints), by device id and snake_case name.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, long>> DeviceCounters()
+    {
+        var all = new SortedDictionary<string, IReadOnlyDictionary<string, long>>(StringComparer.Ordinal);
+        for (int i = 0; i < _transports.Count; i++)
+        {
+            var t = _transports[i];
+            var c = new SortedDictionary<string, long>(StringComparer.Ordinal)
+            {
+                ["notifications"] = t.Notifications,
+                ["invalid_notifications"] = t.InvalidNotifications,
+            };
+            switch (t.Device)
+            {
+                case VirtioBlock b:
+                    c["reads"] = b.Counters.Reads;
+                    c["writes"] = b.Counters.Writes;
+                    c["flushes"] = b.Counters.Flushes;
+                    c["bad_requests"] = b.Counters.BadRequests;
+                    c["host_errors"] = b.Counters.HostErrors;
+                    break;
+                case VirtioConsole console:
+                    c["bytes_out"] = console.BytesTransmitted;
+                    c["bytes_in"] = console.BytesReceived;
+                    break;
+                case VirtioNet n:
+                    c["rx_frames"] = n.Counters.RxFrames;
+                    c["rx_bytes"] = n.Counters.RxBytes;
+                    c["rx_dropped"] = n.Counters.RxDropped;
+                    c["tx_frames"] = n.Counters.TxFrames;
+                    c["tx_bytes"] = n.Counters.TxBytes;
+                    c["tx_dropped"] = n.Counters.TxDropped;
+                    break;
+            }
+
+            all[DeviceId(i)] = c;
+        }
+
+        return all;
+    }
+
     /// <summary>Starts the notification worker (KVM) and the network event loop; call before the vCPUs run.</summary>
     public void Start()
     {
@@ -212,4 +398,13 @@ public sealed class PcVirtio : IDisposable
         Bus.Add(transport);
         _transports.Add(transport);
     }
+}
+
+/// <summary>The saved state of the PCI host bridge and the configuration address port.</summary>
+public sealed record PcPciState(PciFunctionState HostBridge, PciConfigIoState ConfigIo);
+
+/// <summary>Section versions of the PC's snapshot parts.</summary>
+public static class PcSnapshotVersions
+{
+    public const int Device = 1;
 }

@@ -1,3 +1,4 @@
+using KvmSharp.Devices.EventLoop;
 using KvmSharp.Devices.Virtio.Pci;
 using KvmSharp.Kvm;
 using KvmSharp.Native;
@@ -24,11 +25,14 @@ public sealed class VirtioNotifyWorker : IDisposable
     public const uint NotifyWriteLength = 2;
 
     private const ulong StopToken = ulong.MaxValue;
+    private const ulong WakeToken = ulong.MaxValue - 1;
 
     private readonly IKvmInterruptWiring _wiring;
     private readonly Action<Exception> _onFailure;
     private readonly Epoll _epoll = new();
     private readonly EventFd _stop = new();
+    private readonly EventFd _wake = new();
+    private readonly WorkerPause _pause = new();
     private readonly List<QueueEventFd> _queues = [];
     private readonly List<Binder> _binders = [];
     private Thread? _thread;
@@ -48,7 +52,17 @@ public sealed class VirtioNotifyWorker : IDisposable
         _wiring = wiring;
         _onFailure = onFailure;
         _epoll.Add(_stop.Descriptor, Epoll.Readable, StopToken);
+        _epoll.Add(_wake.Descriptor, Epoll.Readable, WakeToken);
     }
+
+    /// <summary>
+    /// Stops passing notifications on and returns once the one in progress (a whole queue drain: every block request it
+    /// popped is completed) has finished. Kicks that arrive meanwhile stay counted in their eventfds for <see cref="Resume"/>.
+    /// </summary>
+    public void Pause() => _pause.Pause(_thread is not null, () => _wake.Signal());
+
+    /// <summary>Passes notifications on again, first the ones that arrived while paused.</summary>
+    public void Resume() => _pause.Resume();
 
     /// <summary>Notifications the worker passed to transports.</summary>
     public long Wakeups => Interlocked.Read(ref _wakeups);
@@ -99,6 +113,7 @@ public sealed class VirtioNotifyWorker : IDisposable
         }
 
         _disposed = true;
+        _pause.End();
         _stop.Signal();
         _thread?.Join();
         foreach (var binder in _binders)
@@ -112,6 +127,7 @@ public sealed class VirtioNotifyWorker : IDisposable
         }
 
         _stop.Dispose();
+        _wake.Dispose();
         _epoll.Dispose();
     }
 
@@ -122,13 +138,20 @@ public sealed class VirtioNotifyWorker : IDisposable
             Span<EpollEvent> ready = stackalloc EpollEvent[16];
             while (true)
             {
+                _pause.ParkIfRequested();
                 int n = _epoll.Wait(ready, -1);
-                for (int i = 0; i < n; i++)
+                for (int i = 0; i < n && !_pause.Requested; i++)
                 {
                     ulong token = ready[i].Token;
                     if (token == StopToken)
                     {
                         return;
+                    }
+
+                    if (token == WakeToken)
+                    {
+                        _wake.Consume();
+                        continue;
                     }
 
                     var queue = _queues[(int)token];
@@ -143,6 +166,10 @@ public sealed class VirtioNotifyWorker : IDisposable
         catch (Exception e)
         {
             _onFailure(e);
+        }
+        finally
+        {
+            _pause.End();
         }
     }
 

@@ -233,6 +233,33 @@ public class I8042Tests
     }
 
     [Fact]
+    public void SendCtrlAltDel_DeliversTheScanCodesOneReadAtATime_EachWithIrq1_AndSurvivesASnapshot()
+    {
+        _controller.SendCtrlAltDel();
+        Assert.Equal(new[] { true }, _keyboardIrq.Transitions);
+        var read = new List<byte>();
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(0x01, _controller.ReadStatus() & 0x01);
+            read.Add(_controller.ReadData());
+        }
+
+        var saved = _controller.Save();
+        Assert.Equal(new byte[] { 0x53, 0xE0, 0xD3, 0xB8, 0x9D }, saved.PendingKeys);
+        var copy = new I8042(() => { });
+        copy.Restore(saved);
+        while ((copy.ReadStatus() & 0x01) != 0)
+        {
+            read.Add(copy.ReadData());
+        }
+
+        Assert.Equal(new byte[] { 0x1D, 0x38, 0xE0, 0x53, 0xE0, 0xD3, 0xB8, 0x9D }, read);
+        Assert.Empty(copy.Save().PendingKeys);
+        // IRQ 1 fell with each read and rose with the next byte.
+        Assert.Equal(new[] { true, false, true, false, true, false, true }, _keyboardIrq.Transitions);
+    }
+
+    [Fact]
     public void PortAccesses_AllocateNothing()
     {
         var controller = new I8042(() => { });
