@@ -39,6 +39,34 @@ public sealed class GuestMemory : IDisposable
     /// <summary>Creates zero-filled RAM for each range; ranges must be page-aligned and must not overlap.</summary>
     public static GuestMemory Create(IReadOnlyList<MemoryRange> ranges)
     {
+        var sorted = SortedAndChecked(ranges);
+        var regions = new GuestMemoryRegion[sorted.Count];
+        try
+        {
+            for (int i = 0; i < sorted.Count; i++)
+            {
+                var mapping = MemoryMapping.Anonymous(sorted[i].Size);
+                // Guest RAM must not be shared with a forked child (e.g. a helper process).
+                mapping.Advise(MemoryAdvice.DontFork);
+                regions[i] = new GuestMemoryRegion(sorted[i].Start, mapping);
+            }
+        }
+        catch
+        {
+            foreach (var r in regions)
+            {
+                r?.Mapping.Dispose();
+            }
+
+            throw;
+        }
+
+        return new GuestMemory(regions);
+    }
+
+    /// <summary>The ranges in ascending order; throws <see cref="GuestMemoryException"/> unless they are non-empty, page-aligned and disjoint.</summary>
+    private static List<MemoryRange> SortedAndChecked(IReadOnlyList<MemoryRange> ranges)
+    {
         ArgumentNullException.ThrowIfNull(ranges);
         if (ranges.Count == 0)
         {
@@ -66,28 +94,7 @@ public sealed class GuestMemory : IDisposable
             }
         }
 
-        var regions = new GuestMemoryRegion[sorted.Count];
-        try
-        {
-            for (int i = 0; i < sorted.Count; i++)
-            {
-                var mapping = MemoryMapping.Anonymous(sorted[i].Size);
-                // Guest RAM must not be shared with a forked child (e.g. a helper process).
-                mapping.Advise(MemoryAdvice.DontFork);
-                regions[i] = new GuestMemoryRegion(sorted[i].Start, mapping);
-            }
-        }
-        catch
-        {
-            foreach (var r in regions)
-            {
-                r?.Mapping.Dispose();
-            }
-
-            throw;
-        }
-
-        return new GuestMemory(regions);
+        return sorted;
     }
 
     /// <summary>
@@ -98,17 +105,14 @@ public sealed class GuestMemory : IDisposable
     /// </summary>
     public static GuestMemory MapFromFile(IReadOnlyList<MemoryRange> ranges, string path)
     {
-        ArgumentNullException.ThrowIfNull(ranges);
         ArgumentNullException.ThrowIfNull(path);
-        var layout = Create(ranges);
-        ulong expected = layout.TotalSize;
-        var sorted = new List<MemoryRange>(layout._regions.Length);
-        foreach (var r in layout._regions)
+        var sorted = SortedAndChecked(ranges);
+        ulong expected = 0;
+        foreach (var r in sorted)
         {
-            sorted.Add(new MemoryRange(r.GuestPhysicalAddress, r.Size));
+            expected += r.Size;
         }
 
-        layout.Dispose();
         Microsoft.Win32.SafeHandles.SafeFileHandle file;
         try
         {
