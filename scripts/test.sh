@@ -67,7 +67,7 @@ if [ "$KVM" -eq 1 ]; then
     echo
     echo "=== KVM phase: tests with Requires=kvm, on real KVM (scripts/with-kvm.sh) ==="
     run_kvm_phase() {
-        bash scripts/with-kvm.sh --timeout "${KVMSHARP_KVM_PHASE_TIMEOUT:-600}" bash scripts/kvm-test-phase.sh 2>&1 | tee "$kvmlog"
+        bash scripts/with-kvm.sh --timeout "${KVMSHARP_KVM_PHASE_TIMEOUT:-1500}" bash scripts/kvm-test-phase.sh 2>&1 | tee "$kvmlog"
         return "${PIPESTATUS[0]}"
     }
     run_kvm_phase

@@ -81,6 +81,12 @@ public sealed class ApiServer : IAsyncDisposable
         _controller.ApplyFullConfig(RequestReader.Parse(System.Text.Encoding.UTF8.GetBytes(fullVmConfigurationJson)));
     }
 
+    /// <summary>
+    /// Serves a machine started outside the API (<c>kvmsharp run --api-sock</c>): the API is in its post-boot phase
+    /// at once, <see cref="MachineEnded"/> completes with that machine.
+    /// </summary>
+    public void AttachRunning(IRunningVm vm) => _controller.AttachRunning(vm);
+
     public async ValueTask DisposeAsync()
     {
         if (_app is not null)

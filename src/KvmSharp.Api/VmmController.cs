@@ -96,10 +96,9 @@ internal sealed class VmmController : IDisposable
             VcpuCount = r.RequiredInt("vcpu_count", 0, 255),
             MemSizeMib = r.RequiredInt("mem_size_mib", 0, int.MaxValue),
             Smt = r.Bool("smt") ?? false,
-            TrackDirtyPages = r.Bool("track_dirty_pages") ?? false,
+            TrackDirtyPages = CpuTemplateThen(r, () => r.Bool("track_dirty_pages") ?? false),
             HugePages = r.Enum<HugePages>("huge_pages") ?? HugePages.None,
         };
-        r.Unsupported("cpu_template", "KvmSharp passes the host CPU's CPUID through");
         r.End();
         lock (_lock)
         {
@@ -115,9 +114,8 @@ internal sealed class VmmController : IDisposable
         int? vcpus = r.Int("vcpu_count", 0, 255);
         int? memory = r.Int("mem_size_mib", 0, int.MaxValue);
         bool? smt = r.Bool("smt");
-        bool? track = r.Bool("track_dirty_pages");
+        bool? track = CpuTemplateThen(r, () => r.Bool("track_dirty_pages"));
         var huge = r.Enum<HugePages>("huge_pages");
-        r.Unsupported("cpu_template", "KvmSharp passes the host CPU's CPUID through");
         r.End();
         lock (_lock)
         {
@@ -132,6 +130,13 @@ internal sealed class VmmController : IDisposable
             });
             _machineConfigured = true;
         }
+    }
+
+    /// <summary>Refuses <c>cpu_template</c>, then reads on: the fields are taken in Firecracker's MachineConfig order (which its "expected one of" lists).</summary>
+    private static T CpuTemplateThen<T>(RequestReader r, Func<T> next)
+    {
+        r.Unsupported("cpu_template", "KvmSharp passes the host CPU's CPUID through");
+        return next();
     }
 
     private static MachineConfiguration Validate(MachineConfiguration config)
@@ -533,25 +538,48 @@ internal sealed class VmmController : IDisposable
             var clock = Stopwatch.StartNew();
             var vm = CallHost(() => _host.LoadSnapshot(statePath, memoryPath, resume));
             _loadSnapshotUs = (long)clock.Elapsed.TotalMicroseconds;
-            var config = vm.Config;
-            _machine = new MachineConfiguration { VcpuCount = config.Cpus, MemSizeMib = (int)(config.MemoryBytes >> 20), TrackDirtyPages = track };
-            _bootSource = new BootSource { KernelImagePath = config.KernelPath, BootArgs = config.CommandLine, InitrdPath = config.InitrdPath };
-            for (int i = 0; i < config.Disks.Count; i++)
-            {
-                var disk = config.Disks[i];
-                _drives.Add(new Drive { DriveId = disk.Serial ?? "drive" + i.ToString(CultureInfo.InvariantCulture), IsRootDevice = false, PathOnHost = disk.Path, IsReadOnly = disk.ReadOnly });
-            }
-
-            for (int i = 0; i < config.Nets.Count; i++)
-            {
-                var net = config.Nets[i];
-                _nets.Add(new NetworkInterface { IfaceId = "net" + i.ToString(CultureInfo.InvariantCulture), HostDevName = net.TapName ?? "passt", GuestMac = net.MacText });
-            }
-
-            _entropy = config.Rng ? new EntropyDevice() : null;
+            DescribeFrom(vm.Config, track);
             Adopt(vm);
             Log.Info(Origin, $"Snapshot '{statePath}' loaded ({(resume ? "resumed" : "paused")}).");
         }
+    }
+
+    /// <summary>
+    /// Takes a machine started elsewhere (<c>kvmsharp run --api-sock</c>): the API is then in its post-boot phase, and
+    /// GET /vm/config describes the machine's configuration.
+    /// </summary>
+    public void AttachRunning(IRunningVm vm)
+    {
+        ArgumentNullException.ThrowIfNull(vm);
+        lock (_lock)
+        {
+            RequireNotStarted();
+            DescribeFrom(vm.Config, track: false);
+            Adopt(vm);
+            Log.Info(Origin, $"Serving the machine started from the command line ({vm.Accelerator}).");
+        }
+    }
+
+    /// <summary>The pre-boot resources that describe <paramref name="config"/>, for a machine the API did not configure.</summary>
+    private void DescribeFrom(VmConfig config, bool track)
+    {
+        _machine = new MachineConfiguration { VcpuCount = config.Cpus, MemSizeMib = (int)(config.MemoryBytes >> 20), TrackDirtyPages = track };
+        _bootSource = new BootSource { KernelImagePath = config.KernelPath, BootArgs = config.CommandLine, InitrdPath = config.InitrdPath };
+        _drives.Clear();
+        for (int i = 0; i < config.Disks.Count; i++)
+        {
+            var disk = config.Disks[i];
+            _drives.Add(new Drive { DriveId = disk.Serial ?? "drive" + i.ToString(CultureInfo.InvariantCulture), IsRootDevice = false, PathOnHost = disk.Path, IsReadOnly = disk.ReadOnly });
+        }
+
+        _nets.Clear();
+        for (int i = 0; i < config.Nets.Count; i++)
+        {
+            var net = config.Nets[i];
+            _nets.Add(new NetworkInterface { IfaceId = "net" + i.ToString(CultureInfo.InvariantCulture), HostDevName = net.TapName ?? "passt", GuestMac = net.MacText });
+        }
+
+        _entropy = config.Rng ? new EntropyDevice() : null;
     }
 
     public FullVmConfiguration FullConfig()

@@ -50,8 +50,12 @@ internal sealed class CliApp
         ConsoleOutput = GuestConsole(),
         ConsoleInputFd = 0,
         Report = message => Error.WriteLine($"kvmsharp: {message}"),
-        SnapshotProgress = bytes => bytes >= SnapshotProgressLine.LargeMemory && Terminal.IsTerminal(2) ? new SnapshotProgressLine(Error, bytes) : null,
+        SnapshotProgress = SnapshotProgress,
     });
+
+    /// <summary>A progress line on stderr for a snapshot of a large memory, when stderr is a terminal; else null.</summary>
+    internal IProgress<long>? SnapshotProgress(long bytes) =>
+        bytes >= SnapshotProgressLine.LargeMemory && Terminal.IsTerminal(2) ? new SnapshotProgressLine(Error, bytes) : null;
 
     /// <summary>One line on stderr: what is wrong and what to do.</summary>
     public int Fail(int exitCode, string message)

@@ -124,7 +124,7 @@ public sealed class ApiEndpointTests
     [InlineData("""{"vcpu_count": 1.5, "mem_size_mib": 128}""", Prefix + "invalid type: number 1.5 for field `vcpu_count`, expected an integer.")]
     [InlineData("""{"vcpu_count": 1, "mem_size_mib": 128, "smt": "no"}""", Prefix + "invalid type: string \"no\" for field `smt`, expected a boolean.")]
     [InlineData("""{"vcpu_count": 1, "mem_size_mib": 128, "huge_pages": "1G"}""", Prefix + "unknown variant `1G` for field `huge_pages`, expected one of `None`, `Transparent`, `2M`.")]
-    [InlineData("""{"vcpu_count": 1, "mem_size_mib": 128, "bogus": 1}""", Prefix + "unknown field `bogus`, expected one of `vcpu_count`, `mem_size_mib`, `smt`, `track_dirty_pages`, `huge_pages`, `cpu_template`.")]
+    [InlineData("""{"vcpu_count": 1, "mem_size_mib": 128, "bogus": 1}""", Prefix + "unknown field `bogus`, expected one of `vcpu_count`, `mem_size_mib`, `smt`, `cpu_template`, `track_dirty_pages`, `huge_pages`.")]
     [InlineData("""{"vcpu_count": 33, "mem_size_mib": 128}""", "The vCPU number is invalid! The vCPU number can only be 1 or an even number when SMT is enabled. KvmSharp takes 1 to 32 (got 33).")]
     [InlineData("""{"vcpu_count": 0, "mem_size_mib": 128}""", "The vCPU number is invalid! The vCPU number can only be 1 or an even number when SMT is enabled. KvmSharp takes 1 to 32 (got 0).")]
     [InlineData("""{"vcpu_count": 1, "mem_size_mib": 8}""", "The memory size (MiB) is invalid. KvmSharp takes 16 to 1048576 MiB (got 8).")]

@@ -101,7 +101,15 @@ internal static class CtlCommand
 
     private static async Task Stats(CliApp app, ApiClient client, bool watch, double interval)
     {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(app.Output) });
+        // Escape codes only on a terminal: `ctl stats > file` and the tests get plain text.
+        bool terminal = ReferenceEquals(app.Output, Console.Out) && !Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(app.Output),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
+        });
         var first = await client.GetAsync("/x/stats", CancellationToken.None).ConfigureAwait(false);
         if (!watch)
         {

@@ -72,9 +72,15 @@ internal static class RunCommand
             Description = "Print each vCPU's exit counts and the guest's boot time when the VM stops.",
         };
 
+        var apiSock = new Option<string?>("--api-sock")
+        {
+            Description = "Also serve Firecracker's HTTP API for this machine on a UNIX socket (pause, resume, snapshot, stats; kvmsharp ctl speaks it).",
+            HelpName = "PATH",
+        };
+
         var command = new Command("run", "Boot a kernel on a PC machine (16550 UART, i8042, CMOS RTC, fw_cfg, in-kernel PIC/IOAPIC/LAPIC/PIT).")
         {
-            kernel, initrd, cmdline, memory, cpus, accel, console, disk, rng, net, device, stats,
+            kernel, initrd, cmdline, memory, cpus, accel, console, disk, rng, net, device, stats, apiSock,
         };
         command.SetAction(parse =>
         {
@@ -151,7 +157,7 @@ internal static class RunCommand
                 Rng = parse.GetValue(rng),
                 Nets = nets,
             };
-            return RunVerb.Run(app, config, parse.GetValue(stats));
+            return RunVerb.Run(app, config, parse.GetValue(stats), parse.GetValue(apiSock));
         });
         return command;
     }

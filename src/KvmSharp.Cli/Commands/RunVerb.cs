@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using KvmSharp.Api;
 using KvmSharp.Boot;
 using KvmSharp.Devices.Virtio;
 using KvmSharp.Emulator.Backend;
@@ -8,6 +9,7 @@ using KvmSharp.Native;
 using KvmSharp.Vmm;
 using KvmSharp.Vmm.Config;
 using KvmSharp.Vmm.Console;
+using KvmSharp.Vmm.Control;
 using KvmSharp.Vmm.Net;
 using KvmSharp.Vmm.Pc;
 
@@ -18,7 +20,7 @@ internal static class RunVerb
 {
     private const int StdinFd = 0;
 
-    public static int Run(CliApp app, VmConfig config, bool showStats)
+    public static int Run(CliApp app, VmConfig config, bool showStats, string? apiSock = null)
     {
         try
         {
@@ -56,6 +58,47 @@ internal static class RunVerb
 
         long bootFileBytes = files.Request.Kernel.LongLength + (files.Request.Initrd?.LongLength ?? 0);
 
+        // --api-sock: the socket is opened before the machine is built, so a bad path fails at once.
+        ApiServer? server = null;
+        PcVmHost? host = null;
+        if (apiSock is not null)
+        {
+            host = new PcVmHost(new PcVmHostOptions
+            {
+                ConsoleOutput = Stream.Null,
+                Report = message => app.Error.WriteLine($"kvmsharp: {message}"),
+                SnapshotProgress = app.SnapshotProgress,
+            });
+            try
+            {
+                server = ApiServer.StartAsync(apiSock, host, new ApiServerOptions
+                {
+                    VmmVersion = CliApp.Version,
+                    Accelerator = config.Accelerator,
+                    KvmDevicePath = config.KvmDevicePath,
+                }).GetAwaiter().GetResult();
+            }
+            catch (ApiServerException e)
+            {
+                host.Dispose();
+                return app.Fail(ExitCodes.UsageError, e.Message);
+            }
+        }
+
+        try
+        {
+            return OpenAndRun(app, config, showStats, bootFileBytes, TakeFiles, server, host);
+        }
+        finally
+        {
+            host?.Dispose();
+            server?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    private static int OpenAndRun(CliApp app, VmConfig config, bool showStats, long bootFileBytes, Func<PcBootFiles> takeFiles, ApiServer? server, PcVmHost? host)
+    {
+
         KvmSystem? system;
         try
         {
@@ -68,7 +111,7 @@ internal static class RunVerb
 
         if (system is null)
         {
-            return RunMachine(app, config, showStats, bootFileBytes, output => PcMachineBuilder.BuildOnEmulator(config, TakeFiles(), output, TimeProvider.System));
+            return RunMachine(app, config, showStats, bootFileBytes, output => PcMachineBuilder.BuildOnEmulator(config, takeFiles(), output, TimeProvider.System), server, host);
         }
 
         using (system)
@@ -79,14 +122,14 @@ internal static class RunVerb
                 return app.Fail(ExitCodes.UsageError, $"--cpus {config.Cpus} is more than this host's KVM allows ({maxVcpus} vCPUs per VM).");
             }
 
-            return RunMachine(app, config, showStats, bootFileBytes, output => PcMachineBuilder.Build(system, config, TakeFiles(), output, TimeProvider.System));
+            return RunMachine(app, config, showStats, bootFileBytes, output => PcMachineBuilder.Build(system, config, takeFiles(), output, TimeProvider.System), server, host);
         }
     }
 
     /// <summary>Boot files from this size up are worth an aggressive collection once they are in guest memory.</summary>
     private const long LargeBootFiles = 4L << 20;
 
-    private static int RunMachine(CliApp app, VmConfig config, bool showStats, long bootFileBytes, Func<Stream, PcMachine> build)
+    private static int RunMachine(CliApp app, VmConfig config, bool showStats, long bootFileBytes, Func<Stream, PcMachine> build, ApiServer? server, PcVmHost? host)
     {
         Stream consoleOutput;
         try
@@ -135,8 +178,17 @@ internal static class RunVerb
 
             using (pc)
             {
+                Func<MachineExit> run = pc.Machine.Run;
+                if (server is not null && host is not null)
+                {
+                    // The API drives this machine from its own threads; it runs here, and the API sees it end.
+                    var attached = host.Attach(pc);
+                    server.AttachRunning(attached);
+                    run = attached.RunHere;
+                }
+
                 var runTime = Stopwatch.StartNew();
-                var exit = RunWithConsole(app, config, pc);
+                var exit = RunWithConsole(app, config, pc, run);
                 runTime.Stop();
                 pc.Serial.Flush();
                 consoleOutput.Flush();
@@ -177,7 +229,7 @@ internal static class RunVerb
             $"vcpu{vcpu.Index}: {vcpu.InstructionsRetired:N0} guest instructions in {running.TotalSeconds:0.00} s running ({vcpu.HaltedTime.TotalSeconds:0.00} s halted), {mips:0.0} MIPS");
     }
 
-    private static MachineExit RunWithConsole(CliApp app, VmConfig config, PcMachine pc)
+    private static MachineExit RunWithConsole(CliApp app, VmConfig config, PcMachine pc, Func<MachineExit> run)
     {
         // Host input goes to the serial port, or with --console virtio to the guest's hvc0.
         bool stdio = config.Console is ConsoleKind.Stdio or ConsoleKind.Virtio;
@@ -210,7 +262,7 @@ internal static class RunVerb
                 pump.Start();
             }
 
-            return pc.Machine.Run();
+            return run();
         }
         finally
         {

@@ -74,7 +74,7 @@ public sealed class DeviceEventLoop : IDisposable
             throw new InvalidOperationException("The event loop cannot pause itself from one of its handlers.");
         }
 
-        _pause.Pause(_thread is not null, () => _wake.Signal());
+        _pause.Pause(_thread is not null, _wake);
     }
 
     /// <summary>Lets the loop call handlers again; what became ready while paused is handled next.</summary>

@@ -1,3 +1,5 @@
+using KvmSharp.Native;
+
 namespace KvmSharp.Devices.EventLoop;
 
 /// <summary>
@@ -22,10 +24,11 @@ public sealed class WorkerPause
     public bool Requested => _requested;
 
     /// <summary>
-    /// Asks the worker to stop taking events and waits until it has (or has exited). <paramref name="started"/> false
-    /// means the worker thread does not run (yet): nothing is in progress, and it parks before its first event.
+    /// Asks the worker to stop taking events and waits until it has (or has exited); <paramref name="wake"/> is an
+    /// eventfd the worker waits on, signalled to get it out of its wait. <paramref name="started"/> false means the
+    /// worker thread does not run (yet): nothing is in progress, and it parks before its first event.
     /// </summary>
-    public void Pause(bool started, Action wake)
+    public void Pause(bool started, EventFd wake)
     {
         ArgumentNullException.ThrowIfNull(wake);
         lock (_gate)
@@ -38,7 +41,7 @@ public sealed class WorkerPause
             return;
         }
 
-        wake();
+        wake.Signal();
         lock (_gate)
         {
             while (_requested && !_parked && !_ended)

@@ -115,6 +115,8 @@ public sealed class VirtioBlock : IVirtioDevice
     private SplitVirtQueue? _queue;
     private ulong _negotiated;
     private bool _disposed;
+    private bool _quiesced;
+    private bool _deferredKick;
 
     /// <param name="memory">Guest RAM the requests point into.</param>
     /// <param name="image">The disk; the device owns it from here on and closes it on <see cref="Dispose"/>.</param>
@@ -209,6 +211,12 @@ public sealed class VirtioBlock : IVirtioDevice
                 return;
             }
 
+            if (_quiesced)
+            {
+                _deferredKick = true;
+                return;
+            }
+
             do
             {
                 requests.DisableNotifications();
@@ -230,6 +238,36 @@ public sealed class VirtioBlock : IVirtioDevice
         {
             _queue = null;
             _negotiated = 0;
+        }
+    }
+
+    /// <summary>
+    /// Stops taking requests, for a pause or a snapshot. Requests are served whole inside <see cref="QueueNotify"/>
+    /// under the device's lock, so once this returns every request popped so far is completed (used ring written,
+    /// interrupt raised). A kick while quiesced is recorded and served by <see cref="Unquiesce"/>.
+    /// </summary>
+    public void Quiesce()
+    {
+        lock (_lock)
+        {
+            _quiesced = true;
+        }
+    }
+
+    /// <summary>Takes requests again, serving the queue if it was kicked while quiesced.</summary>
+    public void Unquiesce()
+    {
+        bool kick;
+        lock (_lock)
+        {
+            kick = _quiesced && _deferredKick;
+            _quiesced = false;
+            _deferredKick = false;
+        }
+
+        if (kick)
+        {
+            QueueNotify(0);
         }
     }
 

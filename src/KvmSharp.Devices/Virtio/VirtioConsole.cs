@@ -66,6 +66,9 @@ public sealed class VirtioConsole : IVirtioDevice
     private ushort _rows;
     private long _bytesTransmitted;
     private long _bytesReceived;
+    private bool _quiesced;
+    private int _deferredKicks;
+    private bool _deferredConfigChange;
 
     /// <param name="memory">Guest RAM the buffers point into.</param>
     /// <param name="output">Where guest output goes (not owned); flushed after each transmit batch.</param>
@@ -181,7 +184,14 @@ public sealed class VirtioConsole : IVirtioDevice
     {
         lock (_lock)
         {
-            if (queue == ReceiveQueue)
+            if (_quiesced)
+            {
+                if ((uint)queue < QueueCount)
+                {
+                    _deferredKicks |= 1 << queue;
+                }
+            }
+            else if (queue == ReceiveQueue)
             {
                 DeliverInput();
             }
@@ -223,7 +233,14 @@ public sealed class VirtioConsole : IVirtioDevice
             _rows = rows;
             if ((_negotiated & FeatureSize) != 0)
             {
-                _interrupt?.SignalConfigChange();
+                if (_quiesced)
+                {
+                    _deferredConfigChange = true;
+                }
+                else
+                {
+                    _interrupt?.SignalConfigChange();
+                }
             }
         }
     }
@@ -237,6 +254,48 @@ public sealed class VirtioConsole : IVirtioDevice
             _transmit = null;
             _interrupt = null;
             _negotiated = 0;
+        }
+    }
+
+    /// <summary>
+    /// Stops touching guest memory and raising interrupts, for a pause or a snapshot; returns once a delivery or
+    /// transmit in progress (on another thread) has finished. Meanwhile <see cref="Enqueue"/> still buffers host input
+    /// (it is saved with the state, and the pump's backpressure holds the rest), and kicks and size changes are
+    /// recorded for <see cref="Unquiesce"/>.
+    /// </summary>
+    public void Quiesce()
+    {
+        lock (_lock)
+        {
+            _quiesced = true;
+        }
+    }
+
+    /// <summary>Resumes: delivers buffered input, handles the kicks and the size change recorded while quiesced.</summary>
+    public void Unquiesce()
+    {
+        lock (_lock)
+        {
+            if (!_quiesced)
+            {
+                return;
+            }
+
+            _quiesced = false;
+            int kicks = _deferredKicks;
+            _deferredKicks = 0;
+            if (_deferredConfigChange)
+            {
+                _deferredConfigChange = false;
+                _interrupt?.SignalConfigChange();
+            }
+
+            if ((kicks & (1 << TransmitQueue)) != 0)
+            {
+                Transmit();
+            }
+
+            DeliverInput();
         }
     }
 
@@ -291,7 +350,7 @@ public sealed class VirtioConsole : IVirtioDevice
     /// <summary>Moves waiting input into posted receive buffers; takes a buffer only when there is input for it.</summary>
     private void DeliverInput()
     {
-        if (_receive is not { } receive || _interrupt?.MemoryAccessAllowed != true)
+        if (_quiesced || _receive is not { } receive || _interrupt?.MemoryAccessAllowed != true)
         {
             return; // input waits: no queue yet, or the device may not write guest memory now (no bus mastering)
         }
@@ -339,7 +398,7 @@ public sealed class VirtioConsole : IVirtioDevice
 
     private void Transmit()
     {
-        if (_transmit is not { } transmit)
+        if (_quiesced || _transmit is not { } transmit)
         {
             return;
         }

@@ -173,11 +173,38 @@ public sealed class PcVirtio : IDisposable
     {
         _worker?.Pause();
         _netLoop?.Pause();
+
+        // The console's input pump and a block kick on another thread reach the devices directly; they hold off too.
+        foreach (var transport in _transports)
+        {
+            switch (transport.Device)
+            {
+                case VirtioConsole console:
+                    console.Quiesce();
+                    break;
+                case VirtioBlock block:
+                    block.Quiesce();
+                    break;
+            }
+        }
     }
 
     /// <summary>Lets the device threads go on; what arrived while quiesced is handled first.</summary>
     public void Unquiesce()
     {
+        foreach (var transport in _transports)
+        {
+            switch (transport.Device)
+            {
+                case VirtioConsole console:
+                    console.Unquiesce();
+                    break;
+                case VirtioBlock block:
+                    block.Unquiesce();
+                    break;
+            }
+        }
+
         _netLoop?.Resume();
         _worker?.Resume();
     }

@@ -55,17 +55,21 @@ public sealed class VirtioNotifyWorker : IDisposable
         _epoll.Add(_wake.Descriptor, Epoll.Readable, WakeToken);
     }
 
-    /// <summary>
-    /// Stops passing notifications on and returns once the one in progress (a whole queue drain: every block request it
-    /// popped is completed) has finished. Kicks that arrive meanwhile stay counted in their eventfds for <see cref="Resume"/>.
-    /// </summary>
-    public void Pause() => _pause.Pause(_thread is not null, () => _wake.Signal());
-
-    /// <summary>Passes notifications on again, first the ones that arrived while paused.</summary>
-    public void Resume() => _pause.Resume();
-
     /// <summary>Notifications the worker passed to transports.</summary>
     public long Wakeups => Interlocked.Read(ref _wakeups);
+
+    /// <summary>Whether the worker is paused (between <see cref="Pause"/> and <see cref="Resume"/>).</summary>
+    public bool IsPaused => _pause.Requested;
+
+    /// <summary>
+    /// Stops passing notifications on and returns once none is being handled (a device's QueueNotify in progress has
+    /// returned, so a block request it popped is completed). Kicks the guest makes meanwhile stay counted in their
+    /// eventfds and are passed on after <see cref="Resume"/>. Any thread but the worker's.
+    /// </summary>
+    public void Pause() => _pause.Pause(_thread is not null, _wake);
+
+    /// <summary>Passes notifications on again, the ones that arrived while paused first.</summary>
+    public void Resume() => _pause.Resume();
 
     /// <summary>Creates the eventfds of <paramref name="transport"/>'s queues and makes it report its notification addresses here.</summary>
     public void Attach(VirtioPciTransport transport)
@@ -138,8 +142,14 @@ public sealed class VirtioNotifyWorker : IDisposable
             Span<EpollEvent> ready = stackalloc EpollEvent[16];
             while (true)
             {
-                _pause.ParkIfRequested();
+                if (_pause.ParkIfRequested())
+                {
+                    continue;
+                }
+
                 int n = _epoll.Wait(ready, -1);
+
+                // A pause leaves the rest of the batch ready in epoll: the eventfds keep their counts.
                 for (int i = 0; i < n && !_pause.Requested; i++)
                 {
                     ulong token = ready[i].Token;
@@ -165,6 +175,7 @@ public sealed class VirtioNotifyWorker : IDisposable
         }
         catch (Exception e)
         {
+            _pause.End();
             _onFailure(e);
         }
         finally

@@ -321,25 +321,7 @@ public sealed class VirtioNet : IVirtioDevice
         ArgumentNullException.ThrowIfNull(state);
         lock (_lock)
         {
-            if (state.Mac is null || !state.Mac.AsSpan().SequenceEqual(_mac))
-            {
-                throw new SnapshotStateException(
-                    $"The snapshot's network adapter has MAC {FormatMac(state.Mac)}; this machine's has {FormatMac(_mac)}. Restore with the same --net options.");
-            }
-
-            if (state.NegotiatedFeatures != _negotiated)
-            {
-                throw new SnapshotStateException(
-                    $"The snapshot's network adapter negotiated features 0x{state.NegotiatedFeatures:x}, but its transport activates it with 0x{_negotiated:x}.");
-            }
-
-            ulong allowed = _negotiated & GuestOffloadFeatures;
-            if ((state.GuestOffloads & ~allowed) != 0)
-            {
-                throw new SnapshotStateException(
-                    $"The snapshot's network adapter has receive offloads 0x{state.GuestOffloads:x}, outside the negotiated 0x{allowed:x}.");
-            }
-
+            CheckIdentity(state, _negotiated);
             CheckQueue("receive", _receive, state.ReceiveQueue);
             CheckQueue("transmit", _transmit, state.TransmitQueue);
             CheckQueue("control", _control, state.ControlQueue);
@@ -398,6 +380,39 @@ public sealed class VirtioNet : IVirtioDevice
         }
 
         return flags;
+    }
+
+    /// <summary>
+    /// Checks the parts of <paramref name="state"/> that do not need the activated queues (the MAC, the features a
+    /// transport accepting <paramref name="driverFeatures"/> negotiates, the offloads), so a machine can refuse a
+    /// snapshot before it restores anything; throws <see cref="SnapshotStateException"/>.
+    /// </summary>
+    public void CheckRestore(VirtioNetState state, ulong driverFeatures)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        CheckIdentity(state, driverFeatures & _deviceFeatures);
+    }
+
+    private void CheckIdentity(VirtioNetState state, ulong negotiated)
+    {
+        if (state.Mac is null || !state.Mac.AsSpan().SequenceEqual(_mac))
+        {
+            throw new SnapshotStateException(
+                $"The snapshot's network adapter has MAC {FormatMac(state.Mac)}; this machine's has {FormatMac(_mac)}. Restore with the same --net options.");
+        }
+
+        if (state.NegotiatedFeatures != negotiated)
+        {
+            throw new SnapshotStateException(
+                $"The snapshot's network adapter negotiated features 0x{state.NegotiatedFeatures:x}, but its transport activates it with 0x{negotiated:x}.");
+        }
+
+        ulong allowed = negotiated & GuestOffloadFeatures;
+        if ((state.GuestOffloads & ~allowed) != 0)
+        {
+            throw new SnapshotStateException(
+                $"The snapshot's network adapter has receive offloads 0x{state.GuestOffloads:x}, outside the negotiated 0x{allowed:x}.");
+        }
     }
 
     private static void CheckQueue(string name, SplitVirtQueue? queue, SplitVirtQueueState? saved)
