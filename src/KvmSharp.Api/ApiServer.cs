@@ -167,6 +167,20 @@ public sealed class ApiServer : IAsyncDisposable
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
         ApiEndpoints.AddOpenApiDocument(builder.Services);
         var app = builder.Build();
+
+        // Firecracker reads every body as JSON whatever its Content-Type says (`curl -d` sends a form type): so do we,
+        // before routing, whose content-type check would otherwise turn the request into "Invalid request method".
+        app.Use((context, next) =>
+        {
+            bool hasBody = HttpMethods.IsPut(context.Request.Method) || HttpMethods.IsPatch(context.Request.Method) || context.Request.ContentLength > 0;
+            if (hasBody && context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
+            {
+                context.Request.ContentType = "application/json";
+            }
+
+            return next(context);
+        });
+        app.UseRouting();
         ApiEndpoints.Map(app, controller, options);
         return app;
     }

@@ -22,6 +22,24 @@ public sealed class ApiEndpointTests
         Assert.Equal("""{"firecracker_version":"0.1.0"}""", (await api.GetJson("/version")).GetRawText());
     }
 
+    [Theory]
+    [InlineData("application/x-www-form-urlencoded")]
+    [InlineData("text/plain")]
+    [InlineData(null)]
+    public async Task Body_IsJsonWhateverItsContentType_AsFirecrackerReadsIt(string? contentType)
+    {
+        await using var api = await ApiFixture.StartAsync();
+        using var request = new HttpRequestMessage(Put, "/machine-config") { Content = new ByteArrayContent("""{"vcpu_count": 2, "mem_size_mib": 256}"""u8.ToArray()) };
+        if (contentType is not null)
+        {
+            request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
+        }
+
+        using var response = await api.Client.SendAsync(request, TestContext.Current.CancellationToken);
+        Assert.Equal(204, (int)response.StatusCode);
+        Assert.Equal(2, (await api.GetJson("/machine-config")).GetProperty("vcpu_count").GetInt32());
+    }
+
     [Fact]
     public async Task Get_MachineConfig_BeforePut_ReturnsFirecrackerDefaults()
     {
