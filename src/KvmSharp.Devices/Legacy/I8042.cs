@@ -172,16 +172,22 @@ public sealed class I8042
     }
 
     /// <summary>
-    /// Presses and releases Ctrl-Alt-Del on the keyboard, as Firecracker's SendCtrlAltDel: scan codes (set 1, as the
-    /// controller's translation gives them) Ctrl 0x1D, Alt 0x38, Del 0xE0 0x53, then the breaks 0xE0 0xD3, 0xB8, 0x9D,
-    /// queued behind the output buffer and delivered one at a time, each with IRQ 1, as the guest reads them. A guest
-    /// whose keyboard driver takes it reboots (the i8042 reset line or the ACPI reset ends the machine).
+    /// Presses and releases Ctrl-Alt-Del on the keyboard, as Firecracker's SendCtrlAltDel. A keyboard speaks scan code
+    /// set 2: Ctrl 0x14, Alt 0x11, Del 0xE0 0x71, then the breaks 0xE0 0xF0 0x71, 0xF0 0x11, 0xF0 0x14; with the
+    /// command byte's translation bit (0x40) set the controller hands the guest set 1 instead (0x1D, 0x38, 0xE0 0x53,
+    /// 0xE0 0xD3, 0xB8, 0x9D). Linux without PNP (i8042.nopnp, as Firecracker boots it) leaves translation off and reads
+    /// set 2. The bytes queue behind the output buffer and are delivered one at a time, each with IRQ 1, as the guest
+    /// reads them. A guest whose keyboard driver takes it reboots (the i8042 reset line or the ACPI reset ends the
+    /// machine).
     /// </summary>
     public void SendCtrlAltDel()
     {
         lock (_lock)
         {
-            foreach (byte b in (ReadOnlySpan<byte>)[0x1D, 0x38, 0xE0, 0x53, 0xE0, 0xD3, 0xB8, 0x9D])
+            ReadOnlySpan<byte> keys = (_commandByte & CommandByteTranslate) != 0
+                ? [0x1D, 0x38, 0xE0, 0x53, 0xE0, 0xD3, 0xB8, 0x9D]
+                : [0x14, 0x11, 0xE0, 0x71, 0xE0, 0xF0, 0x71, 0xF0, 0x11, 0xF0, 0x14];
+            foreach (byte b in keys)
             {
                 _pendingKeys.Enqueue(b);
             }

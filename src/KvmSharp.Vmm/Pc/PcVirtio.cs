@@ -209,21 +209,40 @@ public sealed class PcVirtio : IDisposable
         _worker?.Resume();
     }
 
-    /// <summary>Section id of the <paramref name="index"/>-th transport's device: <c>virtio-blk0</c>, <c>virtio-net1</c>, ...</summary>
-    private string DeviceId(int index)
+    /// <summary>Section ids of the transports' devices, in slot order: <c>virtio-blk0</c>, <c>virtio-net1</c>, ...</summary>
+    private string[] DeviceIds()
     {
-        string kind = KindOf(_transports[index].Device);
-        int n = 0;
-        for (int i = 0; i < index; i++)
+        var ids = new string[_transports.Count];
+        var perKind = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < ids.Length; i++)
         {
-            if (KindOf(_transports[i].Device) == kind)
-            {
-                n++;
-            }
+            string kind = KindOf(_transports[i].Device);
+            int n = perKind.GetValueOrDefault(kind);
+            perKind[kind] = n + 1;
+            ids[i] = string.Create(CultureInfo.InvariantCulture, $"virtio-{kind}{n}");
         }
 
-        return string.Create(CultureInfo.InvariantCulture, $"virtio-{kind}{n}");
+        return ids;
     }
+
+    /// <summary>
+    /// How one device is saved and restored: <c>Save</c> makes its section; <c>Read</c> reads its record from a
+    /// snapshot (throwing for a missing or unreadable one) and returns what applies it, so every record is read before
+    /// anything is applied.
+    /// </summary>
+    private static (Func<SnapshotSection> Save, Func<SnapshotSections, Action> Read) Snapshotter(IVirtioDevice device, string id) => device switch
+    {
+        VirtioBlock b => (() => Section(id, b.Save()), s => Apply(s.Get<VirtioBlockState>(id, PcSnapshotVersions.Device), b.Restore)),
+        VirtioEntropy e => (() => Section(id, e.Save()), s => Apply(s.Get<VirtioEntropyState>(id, PcSnapshotVersions.Device), e.Restore)),
+        VirtioConsole c => (() => Section(id, c.Save()), s => Apply(s.Get<VirtioConsoleState>(id, PcSnapshotVersions.Device), c.Restore)),
+        VirtioNet n => (() => Section(id, n.Save()), s => Apply(s.Get<VirtioNetState>(id, PcSnapshotVersions.Device), n.Restore)),
+        var other => throw new InvalidOperationException($"{other.GetType().Name} has no saved state."),
+    };
+
+    private static SnapshotSection Section<T>(string id, T state)
+        where T : class => SnapshotStateJson.ToSection(id, PcSnapshotVersions.Device, state);
+
+    private static Action Apply<T>(T state, Action<T> restore) => () => restore(state);
 
     private static string KindOf(IVirtioDevice device) => device switch
     {
@@ -245,19 +264,11 @@ public sealed class PcVirtio : IDisposable
         {
             SnapshotStateJson.ToSection("pci", PcSnapshotVersions.Device, new PcPciState(Bus.HostBridge.Save(), Bus.ConfigIo.Save())),
         };
+        string[] ids = DeviceIds();
         for (int i = 0; i < _transports.Count; i++)
         {
-            var t = _transports[i];
-            string id = DeviceId(i);
-            sections.Add(SnapshotStateJson.ToSection(id + ".pci", PcSnapshotVersions.Device, t.Save()));
-            sections.Add(t.Device switch
-            {
-                VirtioBlock b => SnapshotStateJson.ToSection(id, PcSnapshotVersions.Device, b.Save()),
-                VirtioEntropy e => SnapshotStateJson.ToSection(id, PcSnapshotVersions.Device, e.Save()),
-                VirtioConsole c => SnapshotStateJson.ToSection(id, PcSnapshotVersions.Device, c.Save()),
-                VirtioNet n => SnapshotStateJson.ToSection(id, PcSnapshotVersions.Device, n.Save()),
-                var other => throw new InvalidOperationException($"{other.GetType().Name} has no saved state."),
-            });
+            sections.Add(SnapshotStateJson.ToSection(ids[i] + ".pci", PcSnapshotVersions.Device, _transports[i].Save()));
+            sections.Add(Snapshotter(_transports[i].Device, ids[i]).Save());
         }
 
         return sections;
@@ -272,25 +283,19 @@ public sealed class PcVirtio : IDisposable
     {
         ArgumentNullException.ThrowIfNull(sections);
         var pci = sections.Get<PcPciState>("pci", PcSnapshotVersions.Device);
+        string[] ids = DeviceIds();
         var transports = new VirtioPciTransportState[_transports.Count];
-        var devices = new object[_transports.Count];
+        var devices = new Action[_transports.Count];
         for (int i = 0; i < _transports.Count; i++)
         {
-            string id = DeviceId(i);
-            transports[i] = sections.Get<VirtioPciTransportState>(id + ".pci", PcSnapshotVersions.Device);
-            devices[i] = _transports[i].Device switch
-            {
-                VirtioBlock => sections.Get<VirtioBlockState>(id, PcSnapshotVersions.Device),
-                VirtioEntropy => sections.Get<VirtioEntropyState>(id, PcSnapshotVersions.Device),
-                VirtioConsole => sections.Get<VirtioConsoleState>(id, PcSnapshotVersions.Device),
-                VirtioNet => sections.Get<VirtioNetState>(id, PcSnapshotVersions.Device),
-                var other => throw new InvalidOperationException($"{other.GetType().Name} has no saved state."),
-            };
+            transports[i] = sections.Get<VirtioPciTransportState>(ids[i] + ".pci", PcSnapshotVersions.Device);
+            devices[i] = Snapshotter(_transports[i].Device, ids[i]).Read(sections);
         }
 
+        var ours = new HashSet<string>(ids.Concat(ids.Select(id => id + ".pci")), StringComparer.Ordinal);
         foreach (var section in sections.All)
         {
-            if (section.Id.StartsWith("virtio-", StringComparison.Ordinal) && !IsOurs(section.Id))
+            if (section.Id.StartsWith("virtio-", StringComparison.Ordinal) && !ours.Contains(section.Id))
             {
                 throw new SnapshotStateException($"The snapshot has a device '{section.Id}' this machine does not: it was taken of a different machine.");
             }
@@ -301,42 +306,15 @@ public sealed class PcVirtio : IDisposable
         for (int i = 0; i < _transports.Count; i++)
         {
             _transports[i].Restore(transports[i]);
-            switch (_transports[i].Device, devices[i])
-            {
-                case (VirtioBlock b, VirtioBlockState state):
-                    b.Restore(state);
-                    break;
-                case (VirtioEntropy e, VirtioEntropyState state):
-                    e.Restore(state);
-                    break;
-                case (VirtioConsole c, VirtioConsoleState state):
-                    c.Restore(state);
-                    break;
-                case (VirtioNet n, VirtioNetState state):
-                    n.Restore(state);
-                    break;
-            }
+            devices[i]();
         }
-    }
-
-    private bool IsOurs(string sectionId)
-    {
-        for (int i = 0; i < _transports.Count; i++)
-        {
-            string id = DeviceId(i);
-            if (sectionId == id || sectionId == id + ".pci")
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     /// <summary>Each device's counters (what <see cref="StatisticsLines"/> prints), by device id and snake_case name.</summary>
     public IReadOnlyDictionary<string, IReadOnlyDictionary<string, long>> DeviceCounters()
     {
         var all = new SortedDictionary<string, IReadOnlyDictionary<string, long>>(StringComparer.Ordinal);
+        string[] ids = DeviceIds();
         for (int i = 0; i < _transports.Count; i++)
         {
             var t = _transports[i];
@@ -368,7 +346,7 @@ public sealed class PcVirtio : IDisposable
                     break;
             }
 
-            all[DeviceId(i)] = c;
+            all[ids[i]] = c;
         }
 
         return all;

@@ -235,6 +235,7 @@ public class I8042Tests
     [Fact]
     public void SendCtrlAltDel_DeliversTheScanCodesOneReadAtATime_EachWithIrq1_AndSurvivesASnapshot()
     {
+        // The reset command byte has no translation: the guest gets the keyboard's set 2.
         _controller.SendCtrlAltDel();
         Assert.Equal(new[] { true }, _keyboardIrq.Transitions);
         var read = new List<byte>();
@@ -244,11 +245,11 @@ public class I8042Tests
             read.Add(_controller.ReadData());
         }
 
+        // The fourth byte waits in the output buffer (moved there by the third read), the rest behind it.
         var saved = _controller.Save();
-        // The fourth byte waits in the output buffer (moved there by the third read), the other four behind it.
-        Assert.Equal(0x53, saved.OutputBuffer);
+        Assert.Equal(0x71, saved.OutputBuffer);
         Assert.Equal(0x01, saved.Status & 0x01);
-        Assert.Equal(new byte[] { 0xE0, 0xD3, 0xB8, 0x9D }, saved.PendingKeys);
+        Assert.Equal(new byte[] { 0xE0, 0xF0, 0x71, 0xF0, 0x11, 0xF0, 0x14 }, saved.PendingKeys);
         var copy = new I8042(() => { });
         copy.Restore(saved);
         while ((copy.ReadStatus() & 0x01) != 0)
@@ -256,10 +257,25 @@ public class I8042Tests
             read.Add(copy.ReadData());
         }
 
-        Assert.Equal(new byte[] { 0x1D, 0x38, 0xE0, 0x53, 0xE0, 0xD3, 0xB8, 0x9D }, read);
+        Assert.Equal(new byte[] { 0x14, 0x11, 0xE0, 0x71, 0xE0, 0xF0, 0x71, 0xF0, 0x11, 0xF0, 0x14 }, read);
         Assert.Empty(copy.Save().PendingKeys);
         // IRQ 1 fell with each read and rose with the next byte.
         Assert.Equal(new[] { true, false, true, false, true, false, true }, _keyboardIrq.Transitions);
+    }
+
+    [Fact]
+    public void SendCtrlAltDel_WithTranslationOn_DeliversSet1()
+    {
+        _controller.WriteCommand(0x60);
+        _controller.WriteData(0x43); // interrupts on, translation on
+        _controller.SendCtrlAltDel();
+        var read = new List<byte>();
+        while ((_controller.ReadStatus() & 0x01) != 0)
+        {
+            read.Add(_controller.ReadData());
+        }
+
+        Assert.Equal(new byte[] { 0x1D, 0x38, 0xE0, 0x53, 0xE0, 0xD3, 0xB8, 0x9D }, read);
     }
 
     [Fact]

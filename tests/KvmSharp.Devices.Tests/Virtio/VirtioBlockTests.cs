@@ -105,6 +105,28 @@ public sealed class VirtioBlockTests : IDisposable
         Assert.All(config[36..60], b => Assert.Equal(0, b));
     }
 
+    [Fact]
+    public void Quiesced_AKickIsHeldUntilUnquiesce_ThenServed()
+    {
+        ulong header = _rig.Header(VirtioBlock.RequestIn, 3);
+        ulong data = _rig.Filled(Sector);
+        ulong status = _rig.Status();
+        _rig.Device.Quiesce();
+
+        _rig.Driver.AddChain(DriverBuffer.Out(header, 16), DriverBuffer.In(data, Sector), DriverBuffer.In(status, 1));
+        _rig.Device.QueueNotify(0);
+        Assert.Empty(_rig.Driver.TakeUsed());
+        Assert.Equal(0xEE, _rig.ReadByte(status));
+        Assert.Equal(0, _rig.Device.Counters.Reads);
+
+        _rig.Device.Unquiesce();
+
+        var used = Assert.Single(_rig.Driver.TakeUsed());
+        Assert.Equal(513u, used.Length);
+        Assert.Equal(VirtioBlock.StatusOk, _rig.ReadByte(status));
+        Assert.Equal(_rig.OriginalImage[(3 * Sector)..(4 * Sector)], _rig.ReadBytes(data, Sector));
+    }
+
     // ---- Reads. ----
 
     [Fact]

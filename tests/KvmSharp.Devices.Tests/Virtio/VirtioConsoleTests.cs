@@ -208,6 +208,33 @@ public sealed class VirtioConsoleTests : IDisposable
     }
 
     [Fact]
+    public void Quiesced_InputAndTransmitWait_UntilUnquiesce_ThenAreHandledInOrder()
+    {
+        Activate(_console.DeviceFeatures);
+        ulong buffer = Buffer(new string('.', 8));
+        _receive.AddChain(DriverBuffer.In(buffer, 8));
+        _console.Quiesce();
+
+        // Host input (the pump thread) and a guest kick while paused touch no guest memory and raise nothing.
+        _console.Enqueue("hi"u8);
+        _console.QueueNotify(VirtioConsole.ReceiveQueue);
+        _transmit.AddChain(DriverBuffer.Out(Buffer("out"), 3));
+        _console.QueueNotify(VirtioConsole.TransmitQueue);
+        Assert.Equal(0, _receive.UsedIndex);
+        Assert.Equal(0, _transmit.UsedIndex);
+        Assert.Equal("........", Read(buffer, 8));
+        Assert.Empty(_interrupt.QueueSignals);
+        Assert.Equal(2, _console.PendingInputCount);
+
+        _console.Unquiesce();
+
+        Assert.Equal([(0u, 2u)], _receive.TakeUsed());
+        Assert.Equal("hi......", Read(buffer, 8));
+        Assert.Equal([(0u, 0u)], _transmit.TakeUsed());
+        Assert.Equal("out", Encoding.ASCII.GetString(_output.ToArray()));
+    }
+
+    [Fact]
     public void NoInput_LeavesPostedBuffersAvailable()
     {
         Activate(_console.DeviceFeatures);
