@@ -1,9 +1,8 @@
-using System.Net.Sockets;
 using System.Text;
 
 namespace KvmSharp.Cli.Tests;
 
-/// <summary>HTTP/1.1 to a VMM's API over its UNIX socket, as Firecracker's clients speak it.</summary>
+/// <summary>Synchronous, asserting calls to a VMM's API over its UNIX socket (ctl's HttpClient underneath), as Firecracker's test client makes them.</summary>
 internal sealed class UnixApiClient : IDisposable
 {
     private readonly HttpClient _http;
@@ -11,24 +10,7 @@ internal sealed class UnixApiClient : IDisposable
     public UnixApiClient(string socketPath)
     {
         SocketPath = socketPath;
-        var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, cancel) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancel);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        _http = new HttpClient(handler) { BaseAddress = new Uri("http://localhost/"), Timeout = TestTime.Scaled(TimeSpan.FromMinutes(3)) };
+        _http = Commands.ApiClient.CreateHttpClient(socketPath, TestTime.Scaled(TimeSpan.FromMinutes(3)));
     }
 
     public string SocketPath { get; }

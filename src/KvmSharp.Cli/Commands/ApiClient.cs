@@ -16,6 +16,12 @@ internal sealed class ApiClient : IDisposable
     public ApiClient(string socketPath)
     {
         _socketPath = socketPath;
+        _http = CreateHttpClient(socketPath, TimeSpan.FromMinutes(10));
+    }
+
+    /// <summary>An HttpClient whose every connection is a new connection to the UNIX socket <paramref name="socketPath"/>.</summary>
+    internal static HttpClient CreateHttpClient(string socketPath, TimeSpan timeout)
+    {
         var handler = new SocketsHttpHandler
         {
             ConnectCallback = async (_, token) =>
@@ -33,7 +39,7 @@ internal sealed class ApiClient : IDisposable
                 }
             },
         };
-        _http = new HttpClient(handler) { BaseAddress = new Uri("http://localhost"), Timeout = TimeSpan.FromMinutes(10) };
+        return new HttpClient(handler) { BaseAddress = new Uri("http://localhost/"), Timeout = timeout };
     }
 
     public async Task<JsonElement> GetAsync(string path, CancellationToken token)

@@ -37,13 +37,7 @@ internal static class RunCommand
             DefaultValueFactory = _ => 1,
             HelpName = "N",
         };
-        var accel = new Option<string>("--accel")
-        {
-            Description = "Execution backend: auto (KVM where it can run a guest kernel, else the software CPU), kvm, or emulator (the software x86-64 CPU).",
-            DefaultValueFactory = _ => "auto",
-            HelpName = "auto|kvm|emulator",
-        };
-        accel.AcceptOnlyFromAmong("auto", "kvm", "emulator");
+        var accel = AccelOption.Create();
         var console = new Option<string>("--console")
         {
             Description = "Console: stdio (the serial port on stdin/stdout; raw mode on a terminal, Ctrl-A X quits), virtio (stdin/stdout on the guest's hvc0, the serial port's output still shown), or file:PATH (serial output to a file).",
@@ -144,12 +138,7 @@ internal static class RunCommand
                 CommandLine = parse.GetValue(cmdline)!,
                 MemoryBytes = memoryBytes,
                 Cpus = parse.GetValue(cpus),
-                Accelerator = parse.GetValue(accel) switch
-                {
-                    "kvm" => Accelerator.Kvm,
-                    "emulator" => Accelerator.Emulator,
-                    _ => Accelerator.Auto,
-                },
+                Accelerator = AccelOption.Parse(parse.GetValue(accel)),
                 Console = consoleKind,
                 ConsolePath = consolePath,
                 KvmDevicePath = parse.GetValue(device)!,

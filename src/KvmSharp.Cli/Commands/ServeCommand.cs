@@ -37,13 +37,7 @@ internal static class ServeCommand
             Description = "Firecracker's full-VM JSON (the shape of GET /vm/config): configure and start the machine at once.",
             HelpName = "FILE",
         };
-        var accel = new Option<string>("--accel")
-        {
-            Description = "Execution backend: auto, kvm, or emulator (the software x86-64 CPU).",
-            DefaultValueFactory = _ => "auto",
-            HelpName = "auto|kvm|emulator",
-        };
-        accel.AcceptOnlyFromAmong("auto", "kvm", "emulator");
+        var accel = AccelOption.Create();
         var noApi = new Option<bool>("--no-api")
         {
             Description = "Serve no API (needs --config-file), as Firecracker's --no-api.",
@@ -57,12 +51,7 @@ internal static class ServeCommand
             parse.GetValue(apiSock),
             parse.GetValue(id)!,
             parse.GetValue(configFile),
-            parse.GetValue(accel) switch
-            {
-                "kvm" => Accelerator.Kvm,
-                "emulator" => Accelerator.Emulator,
-                _ => Accelerator.Auto,
-            },
+            AccelOption.Parse(parse.GetValue(accel)),
             parse.GetValue(noApi),
             parse.GetValue(device)!), token));
         return command;
