@@ -175,38 +175,31 @@ public sealed class PcVirtio : IDisposable
         _netLoop?.Pause();
 
         // The console's input pump and a block kick on another thread reach the devices directly; they hold off too.
-        foreach (var transport in _transports)
-        {
-            switch (transport.Device)
-            {
-                case VirtioConsole console:
-                    console.Quiesce();
-                    break;
-                case VirtioBlock block:
-                    block.Quiesce();
-                    break;
-            }
-        }
+        QuiesceDevices(true);
     }
 
     /// <summary>Lets the device threads go on; what arrived while quiesced is handled first.</summary>
     public void Unquiesce()
     {
-        foreach (var transport in _transports)
-        {
-            switch (transport.Device)
-            {
-                case VirtioConsole console:
-                    console.Unquiesce();
-                    break;
-                case VirtioBlock block:
-                    block.Unquiesce();
-                    break;
-            }
-        }
-
+        QuiesceDevices(false);
         _netLoop?.Resume();
         _worker?.Resume();
+    }
+
+    private void QuiesceDevices(bool quiesce)
+    {
+        foreach (var transport in _transports)
+        {
+            Action? change = (transport.Device, quiesce) switch
+            {
+                (VirtioConsole console, true) => console.Quiesce,
+                (VirtioConsole console, false) => console.Unquiesce,
+                (VirtioBlock block, true) => block.Quiesce,
+                (VirtioBlock block, false) => block.Unquiesce,
+                _ => null,
+            };
+            change?.Invoke();
+        }
     }
 
     /// <summary>Section ids of the transports' devices, in slot order: <c>virtio-blk0</c>, <c>virtio-net1</c>, ...</summary>

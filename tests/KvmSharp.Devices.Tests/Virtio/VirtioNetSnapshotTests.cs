@@ -18,16 +18,14 @@ namespace KvmSharp.Devices.Tests.Virtio;
 [Collection(VirtioTestCollection.Name)]
 public sealed class VirtioNetSnapshotTests : IDisposable
 {
-    private const ushort QueueSize = 16;
-    private const ulong AllFeatures = VirtioFeatures.Version1 | VirtioFeatures.EventIndex | VirtioNet.FeatureMac | VirtioNet.FeatureStatus
-        | VirtioNet.FeatureMtu | VirtioNet.FeatureMergeableRxBuffers | VirtioNet.FeatureCsum | VirtioNet.FeatureGuestCsum
-        | VirtioNet.FeatureCtrlVq | VirtioNet.FeatureCtrlGuestOffloads;
+    private const ushort QueueSize = VirtioNetTestValues.QueueSize;
+    private const ulong AllFeatures = VirtioNetTestValues.AllFeatures;
 
     private const ulong DirectFeatures = VirtioFeatures.Version1 | VirtioFeatures.EventIndex | VirtioNet.FeatureMac
         | VirtioNet.FeatureMergeableRxBuffers | VirtioNet.FeatureCsum | VirtioNet.FeatureGuestCsum | VirtioNet.FeatureGuestTso4
         | VirtioNet.FeatureHostTso4;
 
-    private static readonly byte[] Mac = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+    private static readonly byte[] Mac = VirtioNetTestValues.Mac;
 
     private readonly GuestMemory _memory = GuestMemory.Create(0x80_0000);
     private readonly GuestArena _arena = new(0x10000, 0x80_0000);

@@ -16,12 +16,10 @@ namespace KvmSharp.Devices.Tests.Virtio;
 [Collection(VirtioTestCollection.Name)]
 public sealed class VirtioNetTests : IDisposable
 {
-    private const ushort QueueSize = 16;
-    private const ulong AllFeatures = VirtioFeatures.Version1 | VirtioFeatures.EventIndex | VirtioNet.FeatureMac | VirtioNet.FeatureStatus
-        | VirtioNet.FeatureMtu | VirtioNet.FeatureMergeableRxBuffers | VirtioNet.FeatureCsum | VirtioNet.FeatureGuestCsum
-        | VirtioNet.FeatureCtrlVq | VirtioNet.FeatureCtrlGuestOffloads;
+    private const ushort QueueSize = VirtioNetTestValues.QueueSize;
+    private const ulong AllFeatures = VirtioNetTestValues.AllFeatures;
 
-    private static readonly byte[] Mac = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+    private static readonly byte[] Mac = VirtioNetTestValues.Mac;
 
     private readonly GuestMemory _memory = GuestMemory.Create(0x80_0000);
     private readonly DriverQueue _rx;
