@@ -7,11 +7,11 @@ namespace KvmSharp.Cli.Tests;
 /// <summary>The table <c>kvmsharp ctl stats [--watch]</c> draws from GET /x/stats: counts, then rates per second.</summary>
 public sealed class CtlStatsTableTests
 {
-    private static JsonElement Stats(long portIn0, long portIn1, long rxFrames) => JsonDocument.Parse($$"""
+    private static JsonElement Stats(long portIn0, long portIn1, long rxFrames) => JsonDocument.Parse($$$"""
         {"state": "Running", "accelerator": "kvm",
-         "vcpus": [{"vcpu": 0, "total": {{portIn0 + 5}}, "exits": {"PortIn": {{portIn0}}, "Halt": 5}},
-                   {"vcpu": 1, "total": {{portIn1}}, "exits": {"PortIn": {{portIn1}}, "Halt": 0}}],
-         "devices": {"virtio-net0": {"rx_frames": {{rxFrames}}}}}
+         "vcpus": [{"vcpu": 0, "total": {{{portIn0 + 5}}}, "exits": {"PortIn": {{{portIn0}}}, "Halt": 5}},
+                   {"vcpu": 1, "total": {{{portIn1}}}, "exits": {"PortIn": {{{portIn1}}}, "Halt": 0}}],
+         "devices": {"virtio-net0": {"rx_frames": {{{rxFrames}}} } } }
         """).RootElement.Clone();
 
     private static string Draw(JsonElement now, JsonElement? previous, double seconds)
