@@ -167,7 +167,14 @@ internal sealed class ResultTable
         Row.NetSoftTapG2H or Row.NetKvmTapG2H => "TCP throughput guest to host, TAP",
         Row.NetSoftTapH2G or Row.NetKvmTapH2G => "TCP throughput host to guest, TAP",
         Row.NetSoftTapRtt or Row.NetKvmTapRtt => "TCP round trip, 1 byte, TAP",
-        _ => "Guest MIPS, software CPU",
+        Row.SnapSoftPause or Row.SnapKvmPause => "Pause latency, Debian guest",
+        Row.SnapSoftResume or Row.SnapKvmResume => "Resume latency, Debian guest",
+        Row.SnapSoftCreate128 or Row.SnapKvmCreate128 => "Snapshot create, 128 MiB guest",
+        Row.SnapSoftRestore128 or Row.SnapKvmRestore128 => "Snapshot restore, 128 MiB guest",
+        Row.SnapSoftCreate1G or Row.SnapKvmCreate1G => "Snapshot create, 1 GiB guest",
+        Row.SnapSoftRestore1G or Row.SnapKvmRestore1G => "Snapshot restore, 1 GiB guest",
+        Row.Mips => "Guest MIPS, software CPU",
+        _ => row.ToString(),
     };
 
     private static string CpuModel()
