@@ -36,6 +36,21 @@ public sealed class DirtyPageBitmap
 
     public void Clear() => Array.Clear(_words);
 
+    /// <summary>Marks here every page marked in <paramref name="other"/> (same page count).</summary>
+    public void UnionWith(DirtyPageBitmap other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (other.PageCount != PageCount)
+        {
+            throw new ArgumentException($"The bitmap has {other.PageCount} pages; this one {PageCount}.", nameof(other));
+        }
+
+        for (int i = 0; i < _words.Length; i++)
+        {
+            _words[i] |= other._words[i];
+        }
+    }
+
     /// <summary>Marks pages [<paramref name="firstPage"/>, +<paramref name="count"/>) from any thread (pages past the end are ignored).</summary>
     public void MarkRangeConcurrent(ulong firstPage, ulong count)
     {
