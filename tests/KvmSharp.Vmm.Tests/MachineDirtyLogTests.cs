@@ -56,7 +56,7 @@ public sealed class MachineDirtyLogTests
         vcpu.SetSystemRegisters(X86InitialState.LongMode(vcpu.GetSystemRegisters()));
         vcpu.SetRegisters(Registers);
         using var machine = new Machine(vm, memory, [vcpu], new IoDispatcher());
-        RunAndCheck(machine);
+        RunAndCheck(machine, alsoAllowed: MachineHarness.CodeAddress);
     }
 
     private static X86Registers Registers => new() { Rip = MachineHarness.CodeAddress, Rflags = X86Registers.FlagsReserved, Rsp = 0x30_0000 };
@@ -67,7 +67,12 @@ public sealed class MachineDirtyLogTests
         memory.Write(MachineHarness.CodeAddress, Stores);
     }
 
-    private static void RunAndCheck(Machine machine)
+    /// <param name="alsoAllowed">
+    /// A page the log may report besides <see cref="Expected"/>: KVM under QEMU's emulated SVM (the nested KVM host)
+    /// also reports the page of the running code, which the guest never writes (the VMM's own log has nothing there;
+    /// seen 2026-12-07, cause in KVM not found). Over-reporting costs a migration one page; missing one would lose it.
+    /// </param>
+    private static void RunAndCheck(Machine machine, ulong? alsoAllowed = null)
     {
         using var log = new MachineDirtyLog(machine);
         log.Start();
@@ -76,7 +81,8 @@ public sealed class MachineDirtyLogTests
 
         var bitmaps = log.CreateBitmaps();
         log.Collect(bitmaps);
-        Assert.Equal(Expected, Assert.Single(bitmaps).DirtyPageAddresses());
+        var reported = Assert.Single(bitmaps).DirtyPageAddresses();
+        Assert.Equal(Expected, reported.Where(page => page != alsoAllowed));
         var again = log.CreateBitmaps();
         log.Collect(again);
         Assert.Empty(again[0].DirtyPageAddresses());
