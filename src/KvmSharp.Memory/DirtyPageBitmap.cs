@@ -36,6 +36,57 @@ public sealed class DirtyPageBitmap
 
     public void Clear() => Array.Clear(_words);
 
+    /// <summary>Marks here every page marked in <paramref name="other"/> (same page count).</summary>
+    public void UnionWith(DirtyPageBitmap other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (other.PageCount != PageCount)
+        {
+            throw new ArgumentException($"The bitmap has {other.PageCount} pages; this one {PageCount}.", nameof(other));
+        }
+
+        for (int i = 0; i < _words.Length; i++)
+        {
+            _words[i] |= other._words[i];
+        }
+    }
+
+    /// <summary>Marks pages [<paramref name="firstPage"/>, +<paramref name="count"/>) from any thread (pages past the end are ignored).</summary>
+    public void MarkRangeConcurrent(ulong firstPage, ulong count)
+    {
+        ulong end = Math.Min(firstPage + count, PageCount);
+        for (ulong page = firstPage; page < end; page++)
+        {
+            ref ulong word = ref _words[page / 64];
+            ulong bit = 1UL << (int)(page % 64);
+            if ((Volatile.Read(ref word) & bit) == 0)
+            {
+                Interlocked.Or(ref word, bit);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Moves every mark into <paramref name="into"/> (ORed in) and clears it here, word by word atomically, so a page
+    /// marked concurrently is either moved now or stays for the next call, never lost. Same page count required.
+    /// </summary>
+    public void MoveInto(DirtyPageBitmap into)
+    {
+        ArgumentNullException.ThrowIfNull(into);
+        if (into.PageCount != PageCount)
+        {
+            throw new ArgumentException($"The bitmap has {into.PageCount} pages; this one {PageCount}.", nameof(into));
+        }
+
+        for (int i = 0; i < _words.Length; i++)
+        {
+            if (Volatile.Read(ref _words[i]) != 0)
+            {
+                into._words[i] |= Interlocked.Exchange(ref _words[i], 0);
+            }
+        }
+    }
+
     public int CountDirty()
     {
         int n = 0;

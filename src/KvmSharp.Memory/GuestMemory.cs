@@ -14,6 +14,8 @@ public sealed class GuestMemory : IDisposable
     public const ulong PageSize = 4096;
 
     private readonly GuestMemoryRegion[] _regions;
+    private readonly Lock _trackingLock = new();
+    private DirtyPageBitmap[]? _dirty;
     private bool _disposed;
 
     private GuestMemory(GuestMemoryRegion[] regions)
@@ -222,6 +224,132 @@ public sealed class GuestMemory : IDisposable
         }
     }
 
+    /// <summary>
+    /// Whether writes are being logged (<see cref="StartDirtyLog"/>): every write the VMM makes through this object
+    /// (<see cref="TryWrite"/>, <see cref="Write"/>, <see cref="Fill"/>) and every range a writer reports with
+    /// <see cref="MarkDirty"/> (spans from <see cref="TryGetSpan"/>, host addresses handed to the kernel, the software
+    /// CPU's stores) is recorded per 4 KiB page, for live migration. KVM vCPUs' own writes are in KVM's log, not here.
+    /// </summary>
+    public bool IsLoggingDirty => Volatile.Read(ref _dirty) is not null;
+
+    /// <summary>Starts logging writes (one bitmap per region, every page clean); a second call changes nothing.</summary>
+    public void StartDirtyLog()
+    {
+        lock (_trackingLock)
+        {
+            if (_dirty is null)
+            {
+                var bitmaps = new DirtyPageBitmap[_regions.Length];
+                for (int i = 0; i < bitmaps.Length; i++)
+                {
+                    bitmaps[i] = new DirtyPageBitmap(_regions[i].GuestPhysicalAddress, _regions[i].Size / PageSize);
+                }
+
+                Volatile.Write(ref _dirty, bitmaps);
+            }
+        }
+    }
+
+    /// <summary>Stops logging writes and drops what was logged.</summary>
+    public void StopDirtyLog()
+    {
+        lock (_trackingLock)
+        {
+            Volatile.Write(ref _dirty, null);
+        }
+    }
+
+    /// <summary>
+    /// Moves the pages written since the last call into <paramref name="into"/> (one bitmap per region, as
+    /// <see cref="CreateDirtyBitmaps"/> makes them; ORed in), and clears them here. Pages written meanwhile are moved now
+    /// or by the next call, never lost. Throws when the log is not running.
+    /// </summary>
+    public void CollectDirty(IReadOnlyList<DirtyPageBitmap> into)
+    {
+        ArgumentNullException.ThrowIfNull(into);
+        var dirty = Volatile.Read(ref _dirty) ?? throw new InvalidOperationException("The dirty log is not running: call StartDirtyLog first.");
+        if (into.Count != dirty.Length)
+        {
+            throw new ArgumentException($"Expected {dirty.Length} bitmaps, one per region; got {into.Count}.", nameof(into));
+        }
+
+        for (int i = 0; i < dirty.Length; i++)
+        {
+            dirty[i].MoveInto(into[i]);
+        }
+    }
+
+    /// <summary>One empty bitmap per region, for <see cref="CollectDirty"/>.</summary>
+    public DirtyPageBitmap[] CreateDirtyBitmaps()
+    {
+        var bitmaps = new DirtyPageBitmap[_regions.Length];
+        for (int i = 0; i < bitmaps.Length; i++)
+        {
+            bitmaps[i] = new DirtyPageBitmap(_regions[i].GuestPhysicalAddress, _regions[i].Size / PageSize);
+        }
+
+        return bitmaps;
+    }
+
+    /// <summary>
+    /// Records that [<paramref name="address"/>, +<paramref name="length"/>) was written, when the dirty log runs; parts
+    /// outside RAM are ignored. Call it after the write has happened, never before: a page marked early could be
+    /// collected and copied before the write lands, and the write would then be lost to the copy. For writers that
+    /// hold spans or host addresses (iovecs for the kernel, the software CPU's store fast path). Any thread; nothing is
+    /// allocated.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void MarkDirty(ulong address, ulong length)
+    {
+        var dirty = Volatile.Read(ref _dirty);
+        if (dirty is not null && length != 0)
+        {
+            MarkDirtySlow(dirty, address, length);
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="MarkDirty"/>, for the first <paramref name="count"/> host ranges of an I/O vector list the kernel
+    /// wrote into (a <c>preadv</c> into guest RAM, a socket read): each range is mapped back to guest-physical through
+    /// the region that holds it. Call it after the I/O returned.
+    /// </summary>
+    public void MarkDirtyHost(nint host, ulong length)
+    {
+        var dirty = Volatile.Read(ref _dirty);
+        if (dirty is null || length == 0)
+        {
+            return;
+        }
+
+        for (int i = 0; i < _regions.Length; i++)
+        {
+            var r = _regions[i];
+            ulong offset = (ulong)(host - r.HostAddress);
+            if (host >= r.HostAddress && offset < r.Size)
+            {
+                MarkDirtySlow(dirty, r.GuestPhysicalAddress + offset, Math.Min(length, r.Size - offset));
+                return;
+            }
+        }
+    }
+
+    private void MarkDirtySlow(DirtyPageBitmap[] dirty, ulong address, ulong length)
+    {
+        ulong end = address + length < address ? ulong.MaxValue : address + length;
+        for (int i = 0; i < _regions.Length; i++)
+        {
+            var r = _regions[i];
+            ulong start = Math.Max(address, r.GuestPhysicalAddress);
+            ulong stop = Math.Min(end, r.GuestPhysicalAddress + r.Size);
+            if (start < stop)
+            {
+                ulong first = (start - r.GuestPhysicalAddress) / PageSize;
+                ulong last = (stop - 1 - r.GuestPhysicalAddress) / PageSize;
+                dirty[i].MarkRangeConcurrent(first, last - first + 1);
+            }
+        }
+    }
+
     /// <summary>The region holding <paramref name="address"/>, or null.</summary>
     public GuestMemoryRegion? FindRegion(ulong address)
     {
@@ -295,10 +423,17 @@ public sealed class GuestMemory : IDisposable
         {
             // SAFETY: the range was proven to lie inside one region.
             source.CopyTo(new Span<byte>((void*)host, source.Length));
+            MarkDirty(address, (ulong)source.Length);
             return true;
         }
 
-        return TryCopySplit(address, default, source, write: true);
+        if (TryCopySplit(address, default, source, write: true))
+        {
+            MarkDirty(address, (ulong)source.Length);
+            return true;
+        }
+
+        return false;
     }
 
     /// <summary>Host-side read (loaders, tests): throws <see cref="GuestMemoryException"/> outside RAM.</summary>
@@ -353,6 +488,7 @@ public sealed class GuestMemory : IDisposable
             int chunk = (int)Math.Min(Math.Min(remaining, r.End - cursor), int.MaxValue);
             TryGetSpan(cursor, chunk, out var span);
             span.Fill(value);
+            MarkDirty(cursor, (ulong)chunk);
             cursor += (ulong)chunk;
             remaining -= (ulong)chunk;
         }

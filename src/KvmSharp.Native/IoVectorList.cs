@@ -29,6 +29,17 @@ public sealed unsafe class IoVectorList
 
     internal Interop.Libc.iovec_t[] Vectors => _vectors;
 
+    /// <summary>The <paramref name="index"/>-th range (0 to <see cref="Count"/> - 1).</summary>
+    public (nint Address, ulong Length) this[int index]
+    {
+        get
+        {
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)_count, nameof(index));
+            var v = _vectors[index];
+            return ((nint)v.iov_base, v.iov_len);
+        }
+    }
+
     public void Clear()
     {
         _count = 0;

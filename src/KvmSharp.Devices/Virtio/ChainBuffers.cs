@@ -100,6 +100,7 @@ internal static class ChainBuffers
                 }
 
                 span.Clear();
+                memory.MarkDirty(cursor, (ulong)chunk);
                 cursor += (ulong)chunk;
                 inSegment -= (ulong)chunk;
             }

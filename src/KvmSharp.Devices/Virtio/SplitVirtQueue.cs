@@ -183,6 +183,7 @@ public sealed class SplitVirtQueue
 
         _nextUsed++;
         Volatile.Write(ref usedIndex[0], ToLittleEndian(_nextUsed));
+        _memory.MarkDirty(_usedRing + 2, sizeof(ushort));
     }
 
     /// <summary>
@@ -223,6 +224,7 @@ public sealed class SplitVirtQueue
 
         _nextUsed += (ushort)heads.Length;
         Volatile.Write(ref usedIndex[0], ToLittleEndian(_nextUsed));
+        _memory.MarkDirty(_usedRing + 2, sizeof(ushort));
     }
 
     /// <summary>
@@ -312,6 +314,7 @@ public sealed class SplitVirtQueue
             }
 
             Volatile.Write(ref availEvent[0], ToLittleEndian(_nextAvail));
+            _memory.MarkDirty(_usedRing + RingHeaderSize + ((ulong)UsedElementSize * _size), sizeof(ushort));
         }
         else
         {
@@ -553,6 +556,7 @@ public sealed class SplitVirtQueue
         if (TryGetRingField(_usedRing, out var field))
         {
             Volatile.Write(ref field[0], ToLittleEndian(flags));
+            _memory.MarkDirty(_usedRing, sizeof(ushort));
         }
     }
 

@@ -392,6 +392,15 @@ public sealed class VirtioBlock : IVirtioDevice
         }
 
         long read = FileIo.ReadVectored(_image.Descriptor, _vectors, (long)(sector * BlockImage.SectorSize));
+        if (_memory.IsLoggingDirty)
+        {
+            for (int i = 0; i < _vectors.Count; i++)
+            {
+                var (host, length) = _vectors[i];
+                _memory.MarkDirtyHost(host, length); // even a short read may have written some of them
+            }
+        }
+
         if (read != (long)dataLength)
         {
             return HostError();

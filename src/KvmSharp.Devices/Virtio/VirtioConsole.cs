@@ -389,6 +389,7 @@ public sealed class VirtioConsole : IVirtioDevice
             }
 
             _pendingInput.Read(span);
+            _memory.MarkDirty(segment.Address, (ulong)length);
             delivered += (uint)length;
         }
 

@@ -162,7 +162,9 @@ public sealed class VirtioEntropy : IVirtioDevice
                 break;
             }
 
-            if (_source(span) != 0)
+            int failed = _source(span);
+            _memory.MarkDirty(segment.Address, (ulong)length); // after the write, even a partial one
+            if (failed != 0)
             {
                 Volatile.Write(ref _hostErrors, _hostErrors + 1);
                 break;

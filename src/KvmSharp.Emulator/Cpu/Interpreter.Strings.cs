@@ -288,6 +288,7 @@ public sealed partial class Interpreter
         }
 
         CopyElements(from, to, size, down);
+        _memory.MarkDirty(down ? destinationPhysical - span : destinationPhysical, (ulong)bytes);
         AdvanceIndex(Gpr.Rsi, source, (ulong)bytes);
         AdvanceIndex(Gpr.Rdi, destination, (ulong)bytes);
         return n;
@@ -338,6 +339,7 @@ public sealed partial class Interpreter
                 break;
         }
 
+        _memory.MarkDirty(down ? physical - span : physical, (ulong)bytes);
         AdvanceIndex(Gpr.Rdi, destination, (ulong)bytes);
         return n;
     }

@@ -530,6 +530,7 @@ public sealed partial class Interpreter
                     default: *(ulong*)host = value; break;
                 }
 
+                _memory.MarkDirty(physical, (ulong)size); // one load and a branch while no dirty log runs
                 return true;
             }
         }

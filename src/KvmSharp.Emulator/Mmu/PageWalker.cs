@@ -333,7 +333,18 @@ public sealed class PageWalker
     }
 
     /// <summary>Sets <paramref name="bits"/> in the entry at <paramref name="host"/> if it still holds <paramref name="expected"/>.</summary>
-    private static unsafe bool TrySetBits(nint host, bool wide, ulong expected, ulong bits)
+    private unsafe bool TrySetBits(nint host, bool wide, ulong expected, ulong bits)
+    {
+        if (!TrySetBitsAtomically(host, wide, expected, bits))
+        {
+            return false;
+        }
+
+        _memory.MarkDirtyHost(host, wide ? 8UL : 4UL); // the accessed/dirty bits are a write to the page table
+        return true;
+    }
+
+    private static unsafe bool TrySetBitsAtomically(nint host, bool wide, ulong expected, ulong bits)
     {
         // SAFETY: host came from ReadEntry for this entry's full width in this walk, which only reaches here for a
         // present entry, i.e. one that was read from RAM (an unbacked entry reads as 0, not present); the mapping lives

@@ -127,6 +127,24 @@ public sealed class VirtioBlockTests : IDisposable
         Assert.Equal(_rig.OriginalImage[(3 * Sector)..(4 * Sector)], _rig.ReadBytes(data, Sector));
     }
 
+    [Fact]
+    public void DirtyLog_ARead_MarksItsDataPagesTheStatusAndTheUsedRing_AndNothingElse()
+    {
+        ulong header = _rig.Header(VirtioBlock.RequestIn, 3);
+        ulong data = _rig.Filled(2 * Sector);
+        ulong status = _rig.Status();
+        _rig.Driver.AddChain(DriverBuffer.Out(header, 16), DriverBuffer.In(data, 2 * Sector), DriverBuffer.In(status, 1));
+        _rig.Memory.StartDirtyLog(); // after the driver's own writes
+
+        _rig.Device.QueueNotify(0);
+
+        Assert.Single(_rig.Driver.TakeUsed());
+        var bitmaps = _rig.Memory.CreateDirtyBitmaps();
+        _rig.Memory.CollectDirty(bitmaps);
+        ulong[] expected = [.. new[] { data & ~0xFFFUL, (data + (2 * Sector) - 1) & ~0xFFFUL, status & ~0xFFFUL, _rig.Driver.UsedRing & ~0xFFFUL, (_rig.Driver.End - 1) & ~0xFFFUL }.Distinct().Order()];
+        Assert.Equal(expected, Assert.Single(bitmaps).DirtyPageAddresses());
+    }
+
     // ---- Reads. ----
 
     [Fact]
