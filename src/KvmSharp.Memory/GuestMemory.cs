@@ -239,13 +239,7 @@ public sealed class GuestMemory : IDisposable
         {
             if (_dirty is null)
             {
-                var bitmaps = new DirtyPageBitmap[_regions.Length];
-                for (int i = 0; i < bitmaps.Length; i++)
-                {
-                    bitmaps[i] = new DirtyPageBitmap(_regions[i].GuestPhysicalAddress, _regions[i].Size / PageSize);
-                }
-
-                Volatile.Write(ref _dirty, bitmaps);
+                Volatile.Write(ref _dirty, CreateDirtyBitmaps());
             }
         }
     }
@@ -330,6 +324,27 @@ public sealed class GuestMemory : IDisposable
                 MarkDirtySlow(dirty, r.GuestPhysicalAddress + offset, Math.Min(length, r.Size - offset));
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="MarkDirtyHost(nint, ulong)"/> for the first <paramref name="bytes"/> of <paramref name="vectors"/>
+    /// (what a <c>preadv</c> or a socket read into guest RAM wrote). Call it after the I/O returned.
+    /// </summary>
+    public void MarkDirtyHost(KvmSharp.Native.IoVectorList vectors, ulong bytes)
+    {
+        ArgumentNullException.ThrowIfNull(vectors);
+        if (Volatile.Read(ref _dirty) is null)
+        {
+            return;
+        }
+
+        for (int i = 0; i < vectors.Count && bytes > 0; i++)
+        {
+            var (host, length) = vectors[i];
+            ulong written = Math.Min(length, bytes);
+            MarkDirtyHost(host, written);
+            bytes -= written;
         }
     }
 

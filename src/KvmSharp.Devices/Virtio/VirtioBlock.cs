@@ -392,14 +392,7 @@ public sealed class VirtioBlock : IVirtioDevice
         }
 
         long read = FileIo.ReadVectored(_image.Descriptor, _vectors, (long)(sector * BlockImage.SectorSize));
-        if (_memory.IsLoggingDirty)
-        {
-            for (int i = 0; i < _vectors.Count; i++)
-            {
-                var (host, length) = _vectors[i];
-                _memory.MarkDirtyHost(host, length); // even a short read may have written some of them
-            }
-        }
+        _memory.MarkDirtyHost(_vectors, _vectors.TotalLength); // all of them: even a short read may have written some
 
         if (read != (long)dataLength)
         {

@@ -175,19 +175,9 @@ public static class SnapshotFile
     /// <summary>CRC-32C (Castagnoli), the polynomial SSE4.2's CRC32 instruction computes; <see cref="BitOperations.Crc32C(uint, ulong)"/> uses it.</summary>
     public static uint Crc32C(ReadOnlySpan<byte> data)
     {
-        uint crc = ~0u;
-        while (data.Length >= 8)
-        {
-            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data));
-            data = data[8..];
-        }
-
-        foreach (byte b in data)
-        {
-            crc = BitOperations.Crc32C(crc, b);
-        }
-
-        return ~crc;
+        var crc = Crc32CAccumulator.Create();
+        crc.Add(data);
+        return crc.Value;
     }
 
     private static SnapshotStateException Truncated(string name, uint index) =>

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using System.Numerics;
+using KvmSharp.Hypervisor.Snapshots;
 using KvmSharp.Memory;
 
 namespace KvmSharp.Vmm.Migration;
@@ -41,30 +41,6 @@ public static class MigrationFormat
     internal const byte End = 5;
 
     internal static ReadOnlySpan<byte> Magic => "KVMSMIG1"u8;
-}
-
-/// <summary>Running CRC-32C (Castagnoli) of the bytes that pass through a migration stream.</summary>
-internal struct Crc32CAccumulator
-{
-    private uint _state;
-
-    public static Crc32CAccumulator Create() => new() { _state = ~0u };
-
-    public readonly uint Value => ~_state;
-
-    public void Add(ReadOnlySpan<byte> data)
-    {
-        while (data.Length >= 8)
-        {
-            _state = BitOperations.Crc32C(_state, BinaryPrimitives.ReadUInt64LittleEndian(data));
-            data = data[8..];
-        }
-
-        foreach (byte b in data)
-        {
-            _state = BitOperations.Crc32C(_state, b);
-        }
-    }
 }
 
 /// <summary>Writes a migration stream: the header, pages (runs of dirty pages, all-zero ones as counts), rounds, the state, the end.</summary>

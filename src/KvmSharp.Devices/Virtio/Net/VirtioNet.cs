@@ -711,10 +711,7 @@ public sealed class VirtioNet : IVirtioDevice
 
             BinaryPrimitives.WriteUInt16LittleEndian(count, (ushort)used);
             _poolVectors.WriteAt(HeaderNumBuffers, count);
-            if (_memory.IsLoggingDirty)
-            {
-                MarkReceived((ulong)n); // after the frame and num_buffers are in place, before the driver sees them
-            }
+            _memory.MarkDirtyHost(_poolVectors, (ulong)n); // after the frame and num_buffers are in place, before the driver sees them
 
             receive.AddUsedBatch(_poolHeads.AsSpan(0, used), _rxLengths.AsSpan(0, used));
             _counters.Received((int)n - HeaderLength);
@@ -764,18 +761,6 @@ public sealed class VirtioNet : IVirtioDevice
             _poolVectorCounts[_poolCount] = _poolVectors.Count - before;
             _poolCount++;
             _poolBytes += length;
-        }
-    }
-
-    /// <summary>Logs the pool's first <paramref name="bytes"/> (what a direct read wrote) as written guest memory.</summary>
-    private void MarkReceived(ulong bytes)
-    {
-        for (int i = 0; i < _poolVectors.Count && bytes > 0; i++)
-        {
-            var (host, length) = _poolVectors[i];
-            ulong written = Math.Min(length, bytes);
-            _memory.MarkDirtyHost(host, written);
-            bytes -= written;
         }
     }
 
